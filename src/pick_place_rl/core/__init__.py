@@ -1,0 +1,1 @@
+"""Learning core: numpy and torch only (no simulator, no ROS)."""

@@ -1,0 +1,1 @@
+"""Robot descriptions, kinematics (Pinocchio), joint maps, limits and safety; no ROS here."""

@@ -1,0 +1,1 @@
+"""Gymnasium environments and simulator backends (MuJoCo, PyBullet); no ROS here."""

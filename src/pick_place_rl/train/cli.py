@@ -1,0 +1,56 @@
+"""``pick-place-rl train ALGO``: the trainer CLI (flags generated from the config dataclasses)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from pick_place_rl.core.checkpoint import CheckpointError
+from pick_place_rl.core.config import add_dataclass_args, from_namespace
+from pick_place_rl.sim.registry import UnknownEnvError
+
+#: algorithm -> (module, config class name, trainer class name)
+ALGORITHMS = {
+    'ddpg-her': ('pick_place_rl.train.ddpg_her', 'DDPGHerConfig', 'DDPGHerTrainer'),
+}
+
+
+def _resolve(algo: str):
+    import importlib
+    module_name, config_name, trainer_name = ALGORITHMS[algo]
+    module = importlib.import_module(module_name)
+    return module, getattr(module, config_name), getattr(module, trainer_name)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('algo', choices=sorted(ALGORITHMS), help='algorithm to train')
+    # Parse the algorithm first so the flags of its config can be generated.
+    algo = next((a for a in sys.argv[2:] if a in ALGORITHMS), None)
+    if algo is None:
+        return
+    module, config_cls, _ = _resolve(algo)
+    presets = getattr(module, 'PRESETS', {})
+    if presets:
+        parser.add_argument('--preset', choices=sorted(presets), default=None,
+                            help='named starting configuration; explicit flags override it')
+    parser.add_argument('--env', dest='env_id', default=None, help='alias of --env-id')
+    add_dataclass_args(parser, config_cls)
+
+
+def run(args: argparse.Namespace) -> int:
+    module, config_cls, trainer_cls = _resolve(args.algo)
+    base = config_cls()
+    if getattr(args, 'preset', None):
+        base = module.apply_preset(base, args.preset)
+    config = from_namespace(config_cls, args, base)
+    try:
+        trainer = trainer_cls(config)
+        metrics = trainer.train()
+    except (UnknownEnvError, CheckpointError, ValueError) as exc:
+        print(f'pick-place-rl train: error: {exc}', file=sys.stderr)
+        return 2
+    summary = {k: metrics[k] for k in ('env_id', 'epochs', 'env_steps', 'wall_s', 'time_to')}
+    summary['final'] = {k: metrics['final'].get(k) for k in ('success_rate', 'return')}
+    print(json.dumps(summary))
+    print(f'outputs in {config.out_dir}: checkpoint.pt actor.pt metrics.json curve.png tb/')
+    return 0
