@@ -1,0 +1,67 @@
+"""ROS parameters generated from a node's config dataclass, and the common ``main()``.
+
+``declare_config(node, ConfigCls)`` declares one parameter per dataclass field (with the field's
+docstring as the descriptor's description) and returns the config built from the parameter
+values, so a node has no parameter that its code does not read.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import typing
+from typing import Any, Callable, TypeVar
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+
+from pick_place_rl.core.config import field_help, field_types
+
+T = TypeVar('T')
+
+
+def _ros_value(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def declare_config(node: Node, cls: type[T], prefix: str = '') -> T:
+    """Declare a parameter per field of ``cls`` and build the config from their values."""
+    types = field_types(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        descriptor = ParameterDescriptor(description=field_help(f), read_only=False)
+        name = prefix + f.name
+        param = node.declare_parameter(name, _ros_value(default), descriptor)
+        value = param.value
+        if typing.get_origin(types[f.name]) is tuple:
+            value = tuple(value)
+        elif types[f.name] is float and isinstance(value, int):
+            value = float(value)
+        values[f.name] = value
+    return cls(**values)
+
+
+def spin_node(factory: Callable[[], Node], args: list[str] | None = None,
+              executor_cls: type | None = None) -> int:
+    """``main()`` body shared by all nodes: init, spin, clean shutdown on Ctrl-C / SIGTERM."""
+    rclpy.init(args=sys.argv if args is None else args)
+    node = None
+    try:
+        node = factory()
+        if executor_cls is None:
+            rclpy.spin(node)
+        else:
+            executor = executor_cls()
+            executor.add_node(node)
+            executor.spin()
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
