@@ -88,8 +88,9 @@ def load_checkpoint(path: Path, kind: str, spec: dict | None = None) -> dict:
     try:
         payload = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as exc:  # torch raises several types for truncated/corrupt files
+        detail = str(exc).splitlines()[0][:200] if str(exc) else ''
         raise CheckpointError(f'checkpoint {path} is corrupt or not a checkpoint '
-                              f'({type(exc).__name__}: {str(exc).splitlines()[0][:200]})') from None
+                              f'({type(exc).__name__}: {detail})') from None
     if not isinstance(payload, dict) or 'format_version' not in payload:
         raise CheckpointError(f'{path} is not a pick_place_rl checkpoint')
     if payload['format_version'] != FORMAT_VERSION:

@@ -1,7 +1,8 @@
 """Hindsight Experience Replay sampling (Andrychowicz et al., 2017, 'future' strategy)."""
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 

@@ -32,7 +32,7 @@ class GoalPolicy:
         self.act_dim = actor.net[-1].out_features
 
     @classmethod
-    def from_checkpoint(cls, path: Path, spec: dict | None = None) -> 'GoalPolicy':
+    def from_checkpoint(cls, path: Path, spec: dict | None = None) -> GoalPolicy:
         """Load a trainer checkpoint or an exported actor; raise CheckpointError if unusable."""
         payload = load_checkpoint(path, KIND, spec)
         s, state = payload['spec'], payload['state']

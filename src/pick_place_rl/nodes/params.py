@@ -6,13 +6,14 @@ values, so a node has no parameter that its code does not read.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 import dataclasses
 import sys
 import typing
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
+import rclpy
 from rclpy.node import Node
 
 from pick_place_rl.core.config import field_help, field_types

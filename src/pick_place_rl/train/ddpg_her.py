@@ -7,18 +7,22 @@ atomically; a killed run resumed with ``resume=True`` loses at most the epoch in
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 import math
 from pathlib import Path
 import time
-from typing import Callable
 
 import gymnasium as gym
 import numpy as np
 import torch
 
 from pick_place_rl.core.checkpoint import (
-    atomic_write_json, CheckpointError, load_checkpoint, save_checkpoint)
+    atomic_write_json,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
 from pick_place_rl.core.config import field, to_dict
 from pick_place_rl.core.ddpg import DDPGAgent, DDPGParams
 from pick_place_rl.core.her import HerSampler
