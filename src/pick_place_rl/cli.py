@@ -20,16 +20,33 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def missing_dependency(exc: ImportError, prog: str = 'pick-place-rl') -> str:
+    """The one-line message for an import that failed because the environment is incomplete.
+
+    Re-raises when the missing module is this package's own (a bug, which needs its traceback).
+    """
+    name = exc.name or ''
+    if name.split('.')[0] == 'pick_place_rl':
+        raise exc
+    what = f'missing dependency {name!r}' if isinstance(exc, ModuleNotFoundError) and name \
+        else f'a dependency fails to import ({exc})'
+    return f'{prog}: {what}: {SETUP_HINT}'
+
+
 def _load(module: str):
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split('.')[0] == 'pick_place_rl':
-            raise
-        sys.exit(f'pick-place-rl: missing dependency {exc.name!r}: {SETUP_HINT}')
+    return importlib.import_module(module)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point; a missing dependency anywhere below prints what to run, not a traceback."""
+    try:
+        return _main(argv)
+    except ImportError as exc:
+        print(missing_dependency(exc), file=sys.stderr)
+        return 3
+
+
+def _main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog='pick-place-rl', description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')
