@@ -56,7 +56,7 @@ class ArmKinematics:
         self._continuous = np.array([self.model.joints[j].nq == 2 for j in self._joint_ids])
         lower = np.full(len(self.joint_names), -np.inf)
         upper = np.full(len(self.joint_names), np.inf)
-        for i, jid in enumerate(self._joint_ids):
+        for i in range(len(self._joint_ids)):
             if not self._continuous[i]:
                 lower[i] = self.model.lowerPositionLimit[self._idx_q[i]]
                 upper[i] = self.model.upperPositionLimit[self._idx_q[i]]
