@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 import math
 from pathlib import Path
+import threading
 import time
 
 import gymnasium as gym
@@ -173,6 +174,13 @@ class DDPGHerTrainer:
         self.elapsed_s = 0.0
         self.history: list[dict[str, float]] = []
         self.first_reset = True
+        # Hooks for a host such as the trainer node, called in the training thread: on_cycle()
+        # after every collect/update cycle, on_epoch(row) after each epoch's checkpoint. Setting
+        # ``stop`` ends training at the next cycle boundary (the epoch in progress is dropped,
+        # as after a kill); train() still exports the actor and metrics.
+        self.on_cycle: Callable[[], None] | None = None
+        self.on_epoch: Callable[[dict], None] | None = None
+        self.stop = threading.Event()
         if config.resume:
             self._resume()
 
@@ -262,11 +270,18 @@ class DDPGHerTrainer:
             while self.buffer.total_episodes < c.warmup_episodes:
                 self._collect(self._random)
         try:
-            while self.epoch < c.epochs and self.elapsed_s < c.minutes * 60.0:
+            while (self.epoch < c.epochs and self.elapsed_s < c.minutes * 60.0
+                   and not self.stop.is_set()):
                 start = time.perf_counter()
                 for _ in range(c.n_cycles):
                     self._collect(self._explore)
                     losses = self._learn()
+                    if self.on_cycle is not None:
+                        self.on_cycle()
+                    if self.stop.is_set():
+                        break
+                if self.stop.is_set():
+                    break
                 train_s = time.perf_counter() - start
                 result = evaluate(self.eval_env, self.horizon, self.deterministic_policy,
                                   c.n_eval_episodes, c.eval_seed)
@@ -278,6 +293,8 @@ class DDPGHerTrainer:
                 self.history.append(row)
                 self.save()
                 logger.log(row)
+                if self.on_epoch is not None:
+                    self.on_epoch(row)
         finally:
             logger.close()
         return self.finish()
