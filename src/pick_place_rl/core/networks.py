@@ -3,6 +3,20 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+import torch.nn.functional as F
+
+
+class FP32Linear(nn.Linear):
+    """Output layer that stays in float32 under bfloat16 autocast.
+
+    Q-values of sparse-reward tasks live in [-50, 0]; bfloat16's 8-bit mantissa would round them
+    to ~0.1, the size of the TD errors the critic must resolve. The hidden layers, where nearly
+    all the FLOPs are, may run in bfloat16.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return F.linear(x.float(), self.weight, self.bias)
 
 
 def mlp(in_dim: int, out_dim: int, hidden: int, layers: int) -> nn.Sequential:
@@ -11,7 +25,7 @@ def mlp(in_dim: int, out_dim: int, hidden: int, layers: int) -> nn.Sequential:
     for _ in range(layers):
         mods += [nn.Linear(last, hidden), nn.ReLU()]
         last = hidden
-    mods.append(nn.Linear(last, out_dim))
+    mods.append(FP32Linear(last, out_dim))
     return nn.Sequential(*mods)
 
 
