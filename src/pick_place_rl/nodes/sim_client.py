@@ -1,0 +1,183 @@
+"""Python client of a sim driver running in another process (real rclpy over Fast DDS).
+
+Used by the sim driver tests and benchmarks, and handy in scripts: starts ``python -m
+pick_place_rl.nodes.sim_driver`` as a subprocess, drives its lifecycle and parameters, publishes
+commands and collects what the driver publishes.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from builtin_interfaces.msg import Duration
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PointStamped, PoseStamped
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+import numpy as np
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+
+def start_driver(robot: str, extra: Sequence[str] = (), autostart: bool = True
+                 ) -> subprocess.Popen:
+    """The driver as a separate process; its log goes to a file read on failure."""
+    args = [sys.executable, '-m', 'pick_place_rl.nodes.sim_driver', '--ros-args',
+            '-p', f'robot:={robot}', '-p', f'autostart:={str(autostart).lower()}']
+    for item in extra:
+        args += ['-p', item]
+    env = dict(os.environ, MUJOCO_GL=os.environ.get('MUJOCO_GL', 'egl'), PYTHONUNBUFFERED='1')
+    log = tempfile.TemporaryFile('w+')  # read back by stop_driver
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,
+                            stdin=subprocess.DEVNULL)
+    proc.log = log  # type: ignore[attr-defined]
+    return proc
+
+
+def stop_driver(proc: subprocess.Popen) -> str:
+    """Stop the driver (SIGINT, then kill) and return its log."""
+    if proc.poll() is None:
+        proc.send_signal(2)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    proc.log.seek(0)  # type: ignore[attr-defined]
+    text = proc.log.read()  # type: ignore[attr-defined]
+    proc.log.close()  # type: ignore[attr-defined]
+    return text
+
+
+class DriverClient:
+    """Subscriptions, publishers and service clients of one test node."""
+
+    def __init__(self, node_name: str = 'sim_driver_test') -> None:
+        self.node: Node = rclpy.create_node(node_name)
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.joint_states: list[JointState] = []
+        self.object_poses: list[PoseStamped] = []
+        self.goals: list[PointStamped] = []
+        self.diagnostics: list[DiagnosticArray] = []
+        self.images: list[Image] = []
+        self.depths: list[Image] = []
+        self.infos: list[CameraInfo] = []
+        n = self.node
+        n.create_subscription(JointState, '/joint_states', self.joint_states.append, reliable)
+        n.create_subscription(PoseStamped, '/pick_place/object_pose', self.object_poses.append,
+                              reliable)
+        n.create_subscription(PointStamped, '/pick_place/sim_goal', self.goals.append, latched)
+        n.create_subscription(DiagnosticArray, '/diagnostics', self.diagnostics.append,
+                              reliable)
+        n.create_subscription(Image, '/camera/image_raw', self.images.append, reliable)
+        n.create_subscription(Image, '/camera/depth/image_raw', self.depths.append, reliable)
+        n.create_subscription(CameraInfo, '/camera/camera_info', self.infos.append, reliable)
+        self.traj_pub = n.create_publisher(JointTrajectory, '/arm_controller/joint_trajectory',
+                                           reliable)
+        self.grip_pub = n.create_publisher(Float64MultiArray, '/gripper_controller/commands',
+                                           reliable)
+
+    def spin_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if predicate():
+                return True
+            rclpy.spin_once(self.node, timeout_sec=0.02)
+        return predicate()
+
+    def call(self, srv_type: Any, name: str, request: Any, timeout: float = 30.0) -> Any:
+        client = self.node.create_client(srv_type, name)
+        try:
+            if not client.wait_for_service(timeout_sec=timeout):
+                raise TimeoutError(f'service {name} not available')
+            future = client.call_async(request)
+            self.spin_until(future.done, timeout)
+            if not future.done():
+                raise TimeoutError(f'service {name} did not answer')
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def transition(self, transition_id: int, timeout: float = 60.0) -> bool:
+        req = ChangeState.Request(transition=Transition(id=transition_id))
+        return bool(self.call(ChangeState, '/sim_driver/change_state', req, timeout).success)
+
+    def state(self) -> str:
+        return self.call(GetState, '/sim_driver/get_state', GetState.Request()).current_state.label
+
+    def set_params(self, **values: Any) -> None:
+        params = []
+        for name, value in values.items():
+            pv = ParameterValue()
+            if isinstance(value, bool):
+                pv.type, pv.bool_value = ParameterType.PARAMETER_BOOL, value
+            elif isinstance(value, int):
+                pv.type, pv.integer_value = ParameterType.PARAMETER_INTEGER, value
+            else:
+                pv.type = ParameterType.PARAMETER_DOUBLE_ARRAY
+                pv.double_array_value = [float(v) for v in value]
+            params.append(Parameter(name=name, value=pv))
+        result = self.call(SetParameters, '/sim_driver/set_parameters',
+                           SetParameters.Request(parameters=params))
+        assert all(r.successful for r in result.results), result
+
+    def reset(self) -> dict:
+        res = self.call(Trigger, '/sim_driver/reset', Trigger.Request())
+        assert res.success, res.message
+        return json.loads(res.message)
+
+    def latest_positions(self) -> dict[str, float]:
+        msg = self.joint_states[-1]
+        return dict(zip(msg.name, msg.position))
+
+    def arm(self, names: Sequence[str]) -> np.ndarray:
+        pos = self.latest_positions()
+        return np.array([pos[n] for n in names])
+
+    def send_trajectory(self, names: Sequence[str], points: Sequence[Sequence[float]],
+                        times: Sequence[float], velocities: Sequence[Sequence[float]] = ()
+                        ) -> None:
+        msg = JointTrajectory(joint_names=list(names))
+        for i, (pos, t) in enumerate(zip(points, times)):
+            pt = JointTrajectoryPoint(positions=[float(p) for p in pos])
+            if velocities:
+                pt.velocities = [float(v) for v in velocities[i]]
+            pt.time_from_start = Duration(sec=int(t), nanosec=int(round((t - int(t)) * 1e9)))
+            msg.points.append(pt)
+        self.traj_pub.publish(msg)
+
+    def send_gripper(self, values: Sequence[float]) -> None:
+        self.grip_pub.publish(Float64MultiArray(data=[float(v) for v in values]))
+
+    def diag_values(self) -> dict[str, str]:
+        if not self.diagnostics:
+            return {}
+        return {kv.key: kv.value for kv in self.diagnostics[-1].status[0].values}
+
+    def wait_for_subscribers(self, timeout: float = 30.0) -> bool:
+        return self.spin_until(lambda: self.traj_pub.get_subscription_count() > 0
+                               and self.grip_pub.get_subscription_count() > 0, timeout)
+
+    def destroy(self) -> None:
+        self.node.destroy_node()
+
+
+TRANSITION_CONFIGURE = Transition.TRANSITION_CONFIGURE
+TRANSITION_ACTIVATE = Transition.TRANSITION_ACTIVATE
+TRANSITION_DEACTIVATE = Transition.TRANSITION_DEACTIVATE
+TRANSITION_CLEANUP = Transition.TRANSITION_CLEANUP
