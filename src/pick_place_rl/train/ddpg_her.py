@@ -86,6 +86,9 @@ PRESETS: dict[str, dict] = {
     # of 1024 in bfloat16: the update count per env step of the paper's 8-worker MPI run (40 updates per
     # 8 x 2 x 50 steps) at half its effective batch, from one process on two cores.
     'fast': dict(),
+    # FetchReach needs no grasping and few samples: small batches, frequent evaluation.
+    'reach': dict(env_id='FetchReach-v4', n_envs=2, n_cycles=10, n_batches=20, batch_size=256,
+                  bf16=False, torch_threads=1, n_eval_episodes=16),
     # Pendulum-v1: plain DDPG, dense rewards, no HER, no target clipping.
     'pendulum': dict(env_id='Pendulum-v1', her=False, replay_k=0, clip_target_q=False,
                      n_envs=1, n_cycles=5, n_batches=200, batch_size=256, action_l2=0.0,
