@@ -75,3 +75,37 @@ def test_kinematics_rejects_bad_names_and_input() -> None:
         kin.fk(np.zeros(6))
     with pytest.raises(KinematicsError, match='NaN'):
         kin.fk(np.full(7, np.nan))
+
+
+def test_kuka_urdf_matches_pybullet() -> None:
+    """Flange and gripper tip (gripper yaw joint included) against the PyBullet scene."""
+    from pick_place_rl.sim import kuka_scene
+    client = kuka_scene.connect()
+    try:
+        scene = kuka_scene.KukaScene(client)
+        urdf = URDF_DIR / 'kuka_iiwa.urdf'
+        flange = ArmKinematics(urdf, kuka_scene.ARM_JOINT_NAMES, 'lbr_iiwa_link_7')
+        tip = ArmKinematics(urdf, (*kuka_scene.ARM_JOINT_NAMES, kuka_scene.GRIPPER_YAW_JOINT),
+                            'gripper_tip')
+        p, robot = scene.p, scene.robot
+        links = {p.getJointInfo(robot, j)[12].decode(): j for j in range(p.getNumJoints(robot))}
+        rng = np.random.default_rng(1)
+        flange_err, tip_err = [], []
+        for q in _random_configs(flange, rng, N_CONFIGS):
+            yaw = rng.uniform(-np.pi, np.pi)
+            scene.reset_robot(arm=q, yaw=-yaw)   # the scene turns the joint by -yaw
+            flange_err.append(np.linalg.norm(scene.ee_pose()[0] - flange.fk(q)))
+            tips = [p.getLinkState(robot, links[n], computeForwardKinematics=True)[4]
+                    for n in ('left_finger_tip', 'right_finger_tip')]
+            tip_err.append(np.linalg.norm(np.mean(tips, axis=0) - tip.fk(np.append(q, yaw))))
+    finally:
+        import pybullet as pb
+        pb.disconnect(client)
+    assert max(flange_err) < TOLERANCE_M, f'flange: worst {max(flange_err) * 1000:.3f} mm'
+    assert max(tip_err) < TOLERANCE_M, f'gripper tip: worst {max(tip_err) * 1000:.3f} mm'
+
+
+def test_kuka_urdf_file_is_up_to_date() -> None:
+    from pick_place_rl.sim.kuka_urdf import kuka_urdf_text
+    assert (URDF_DIR / 'kuka_iiwa.urdf').read_text() == kuka_urdf_text(), (
+        'urdf/kuka_iiwa.urdf is stale: run python -m pick_place_rl.sim.kuka_urdf')

@@ -1,0 +1,141 @@
+"""PyBullet KUKA backend of the sim driver: iiwa + gripper over a tray of procedural objects.
+
+Built on ``kuka_scene`` (the grasping scene shared with the grasp-learning environment). The
+arm controller has the 7 iiwa joints, as on a real iiwa under ros2_control; the gripper's own
+yaw joint is held at 0 (the real arm turns the tool with joint 7). The gripper takes one target
+per finger joint in that joint's own sign (left closes towards 0 from below, right from above);
+the scene's gripper closes both fingers together, so it gets the mean opening.
+
+Physics runs at 1/300 s so that a 10 ms driver tick is a whole number of steps (the classic
+task's 1/240 s is not).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pybullet as pb
+
+from pick_place_rl.sim import kuka_scene
+from pick_place_rl.sim.backend import CameraImage, EpisodeInfo
+
+#: The classic KUKA diverse-object camera (look-at, distance, yaw, pitch, vertical fov).
+DEFAULT_CAMERA = kuka_scene.Camera.from_yaw_pitch((0.23, 0.2, 0.54), 1.0, 245.0, -56.0, 20.0)
+PHYSICS_STEP = 1.0 / 300.0
+STEPS_PER_TICK = 3
+
+
+class KukaBackend:
+    """KUKA iiwa grasping scene; implements ``backend.SimBackend``."""
+
+    def __init__(self, object_set: str = 'train', num_objects: int = 5,
+                 camera: kuka_scene.Camera | str = DEFAULT_CAMERA, seed: int = 0) -> None:
+        if isinstance(camera, str):
+            raise ValueError(f'the KUKA scene has no named cameras ({camera!r}); '
+                             'leave camera_name empty')
+        kuka_scene.object_indices(object_set)  # validates the split name
+        if num_objects < 1:
+            raise ValueError(f'num_objects must be >= 1, got {num_objects}')
+        self.client = kuka_scene.connect()
+        self.scene = kuka_scene.KukaScene(
+            self.client, kuka_scene.SceneConfig(time_step=PHYSICS_STEP))
+        self.object_set = object_set
+        self.num_objects = num_objects
+        self.camera = camera
+        self.tick = STEPS_PER_TICK * PHYSICS_STEP
+        self.arm_joint_names = kuka_scene.ARM_JOINT_NAMES
+        self.gripper_joint_names = kuka_scene.FINGER_JOINT_NAMES
+        p, robot = self.scene.p, self.scene.robot
+        sdf_names = {p.getJointInfo(robot, j)[1].decode(): j for j in range(p.getNumJoints(robot))}
+        extra = (kuka_scene.GRIPPER_YAW_JOINT, *kuka_scene.FINGER_TIP_JOINT_NAMES)
+        self.joint_names = (*self.arm_joint_names, *self.gripper_joint_names, *extra)
+        # The SDF names the arm joints J0..J6; the scene reports them as lbr_iiwa_joint_1..7.
+        self._indices = list(range(len(self.arm_joint_names))) + [
+            sdf_names[n] for n in (*self.gripper_joint_names, *extra)]
+        self._finger_signs = np.array([-1.0, 1.0])   # left joint closes from below
+        self._rng = np.random.default_rng(seed)
+        self._gripper = np.zeros(2)
+        self._goal = np.zeros(0)
+        self.reset(seed=seed)
+
+    # ---- description ------------------------------------------------------------------
+    def arm_limits(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.scene.arm_limits()
+
+    def gripper_limits(self) -> tuple[np.ndarray, np.ndarray]:
+        closed, opened = kuka_scene.FINGER_CLOSED, kuka_scene.FINGER_OPEN
+        ends = np.array([[closed, opened], [closed, opened]]) * self._finger_signs[:, None]
+        return ends.min(axis=1), ends.max(axis=1)
+
+    # ---- episodes -----------------------------------------------------------------------
+    def reset(self, seed: int | None = None, object_xy: np.ndarray | None = None,
+              goal: np.ndarray | None = None) -> EpisodeInfo:
+        """Arm home, fingers open, ``num_objects`` new objects (seeded) dropped into the tray."""
+        self.scene.reset_robot()
+        self._gripper = kuka_scene.FINGER_OPEN * self._finger_signs
+        info = self.spawn_objects(seed)
+        if object_xy is not None:
+            xy = np.asarray(object_xy, dtype=float)
+            if xy.shape != (2,) or not np.all(np.isfinite(xy)):
+                raise ValueError(f'object_xy must be 2 finite numbers, got {xy.tolist()}')
+            body = self.scene.objects[0]
+            _, orn = self.scene.p.getBasePositionAndOrientation(body)
+            self.scene.p.resetBasePositionAndOrientation(
+                body, [xy[0], xy[1], self.scene.config.drop_height], orn)
+            self.scene.step(100)
+        self._goal = np.zeros(0) if goal is None else np.asarray(goal, dtype=float)
+        if self._goal.size not in (0, 3) or not np.all(np.isfinite(self._goal)):
+            raise ValueError(f'goal must be 3 finite numbers, got {self._goal.tolist()}')
+        return EpisodeInfo(self._goal.copy(), self.object_pose()[0], info.seed,
+                           info.details)
+
+    def spawn_objects(self, seed: int | None = None) -> EpisodeInfo:
+        """Replace the objects with ``num_objects`` new ones of the split (seeded if given)."""
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        chosen = self.scene.load_objects(self.num_objects, self.object_set, self._rng)
+        return EpisodeInfo(self._goal.copy(), self.object_pose()[0], seed,
+                           {'objects': chosen, 'object_set': self.object_set})
+
+    # ---- control ------------------------------------------------------------------------
+    def set_arm_targets(self, q: np.ndarray) -> None:
+        self.scene.set_arm_targets(q)
+
+    def set_gripper_targets(self, g: np.ndarray) -> None:
+        self._gripper = np.asarray(g, dtype=float).copy()
+        opening = float(np.mean(self._gripper * self._finger_signs))
+        self.scene.set_gripper(opening, 0.0)
+
+    def gripper_targets(self) -> np.ndarray:
+        return self._gripper.copy()
+
+    def step(self) -> None:
+        self.scene.step(STEPS_PER_TICK)
+
+    # ---- state --------------------------------------------------------------------------
+    def arm_positions(self) -> np.ndarray:
+        return self.scene.arm_positions()
+
+    def joint_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        states = self.scene.p.getJointStates(self.scene.robot, self._indices)
+        return (np.array([s[0] for s in states]), np.array([s[1] for s in states]),
+                np.array([s[3] for s in states]))
+
+    def object_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """Pose of the first object (position m, quaternion x, y, z, w), world frame."""
+        poses = self.scene.object_poses()
+        if len(poses) == 0:
+            return np.zeros(3), np.array([0.0, 0.0, 0.0, 1.0])
+        return poses[0, :3].copy(), poses[0, 3:].copy()
+
+    def goal(self) -> np.ndarray:
+        return self._goal.copy()
+
+    # ---- camera -------------------------------------------------------------------------
+    def render(self, width: int, height: int) -> CameraImage:
+        rgb, depth = self.scene.render(self.camera, width, height, depth=True)
+        f = 0.5 * height / np.tan(np.deg2rad(self.camera.fov_deg) / 2)
+        return CameraImage(rgb, depth, f, f, 0.5 * width, 0.5 * height, 'camera')
+
+    def close(self) -> None:
+        if self.client is not None and pb.isConnected(self.client):
+            pb.disconnect(self.client)
+        self.client = None

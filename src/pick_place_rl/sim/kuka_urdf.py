@@ -1,0 +1,119 @@
+"""Write ``urdf/kuka_iiwa.urdf`` from the PyBullet KUKA scene itself, so FK agrees by construction.
+
+The arm of the scene (``kuka_scene``: pybullet_data's ``kuka_with_gripper2.sdf``, base placed in
+the world) is measured, not transcribed: with all joints at zero, the world frame of every link
+gives the joint origins (in PyBullet a child link's frame is its joint frame), and the joint axes
+and limits come from ``getJointInfo``. Joint names are those the scene reports
+(``lbr_iiwa_joint_1..7``, then the gripper's ``gripper_to_arm`` yaw joint). Frames:
+``lbr_iiwa_link_7`` (the flange, what the scene's IK solves for) and ``gripper_tip`` (between
+the open fingertips, fixed to the gripper body). Only kinematics are written (no meshes).
+
+Run ``python -m pick_place_rl.sim.kuka_urdf --out urdf/kuka_iiwa.urdf`` to regenerate the file.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from xml.dom import minidom
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pybullet as pb
+
+from pick_place_rl.sim import kuka_scene
+from pick_place_rl.sim.fetch_urdf import _fmt, _rpy
+
+GRIPPER_LINK = 'gripper_base_link'
+TIP_FRAME = 'gripper_tip'
+FLANGE_FRAME = 'lbr_iiwa_link_7'
+BASE_LINK = 'lbr_iiwa_link_0'
+
+
+def _pose_matrix(pos, orn) -> np.ndarray:
+    mat = np.eye(4)
+    mat[:3, :3] = np.asarray(pb.getMatrixFromQuaternion(orn)).reshape(3, 3)
+    mat[:3, 3] = pos
+    return mat
+
+
+def _origin(parent: ET.Element, rel: np.ndarray) -> None:
+    ET.SubElement(parent, 'origin', xyz=_fmt(rel[:3, 3]), rpy=_fmt(_rpy(rel[:3, :3])))
+
+
+def kuka_urdf_text() -> str:
+    """URDF of the scene's iiwa arm and gripper yaw joint, rooted at ``world``."""
+    client = kuka_scene.connect()
+    try:
+        scene = kuka_scene.KukaScene(client)
+        p, robot = scene.p, scene.robot
+        n_arm = len(kuka_scene.ARM_JOINT_NAMES)
+        yaw_index = n_arm  # the SDF's joint order: J0..J6, then gripper_to_arm
+        assert p.getJointInfo(robot, yaw_index)[1].decode() == kuka_scene.GRIPPER_YAW_JOINT
+        for j in range(p.getNumJoints(robot)):
+            p.resetJointState(robot, j, 0.0)
+        # Open fingers for the tip frame (it sits between the open fingertips).
+        scene.reset_robot(arm=[0.0] * n_arm, yaw=0.0, fingers=kuka_scene.FINGER_OPEN)
+
+        def frame(link: int) -> np.ndarray:
+            state = p.getLinkState(robot, link, computeForwardKinematics=True)
+            return _pose_matrix(state[4], state[5])
+
+        base = _pose_matrix(scene.config.base_position, (0.0, 0.0, 0.0, 1.0))
+        root = ET.Element('robot', name='kuka_iiwa')
+        ET.SubElement(root, 'link', name='world')
+        ET.SubElement(root, 'link', name=BASE_LINK)
+        joint = ET.SubElement(root, 'joint', name=f'{BASE_LINK}_fixed', type='fixed')
+        ET.SubElement(joint, 'parent', link='world')
+        ET.SubElement(joint, 'child', link=BASE_LINK)
+        _origin(joint, base)
+        parent_name, parent_frame = BASE_LINK, base
+        names = (*kuka_scene.ARM_JOINT_NAMES, kuka_scene.GRIPPER_YAW_JOINT)
+        for j, name in enumerate(names):
+            info = p.getJointInfo(robot, j)
+            child = GRIPPER_LINK if j == yaw_index else info[12].decode()
+            child_frame = frame(j)
+            ET.SubElement(root, 'link', name=child)
+            lower, upper = float(info[8]), float(info[9])
+            kind = 'revolute' if lower < upper else 'continuous'
+            joint = ET.SubElement(root, 'joint', name=name, type=kind)
+            ET.SubElement(joint, 'parent', link=parent_name)
+            ET.SubElement(joint, 'child', link=child)
+            _origin(joint, np.linalg.inv(parent_frame) @ child_frame)
+            ET.SubElement(joint, 'axis', xyz=_fmt(info[13]))
+            effort = float(info[10]) or scene.config.arm_force
+            velocity = float(info[11]) or scene.config.arm_max_velocity
+            limit = {'effort': f'{effort:.9g}', 'velocity': f'{velocity:.9g}'}
+            if kind == 'revolute':
+                limit.update(lower=f'{lower:.9g}', upper=f'{upper:.9g}')
+            ET.SubElement(joint, 'limit', **limit)
+            parent_name, parent_frame = child, child_frame
+        links = {p.getJointInfo(robot, j)[12].decode(): j for j in range(p.getNumJoints(robot))}
+        tips = [frame(links[name])[:3, 3] for name in ('left_finger_tip', 'right_finger_tip')]
+        tip = np.eye(4)
+        tip[:3, :3] = parent_frame[:3, :3]
+        tip[:3, 3] = np.mean(tips, axis=0)
+        ET.SubElement(root, 'link', name=TIP_FRAME)
+        joint = ET.SubElement(root, 'joint', name=f'{TIP_FRAME}_fixed', type='fixed')
+        ET.SubElement(joint, 'parent', link=GRIPPER_LINK)
+        ET.SubElement(joint, 'child', link=TIP_FRAME)
+        _origin(joint, np.linalg.inv(parent_frame) @ tip)
+    finally:
+        pb.disconnect(client)
+    text = minidom.parseString(ET.tostring(root, encoding='unicode')).toprettyxml(indent='  ')
+    header = ('<!-- Generated by `python -m pick_place_rl.sim.kuka_urdf` from the PyBullet KUKA '
+              'scene (pybullet_data kuka_with_gripper2.sdf). Do not edit by hand. -->\n')
+    return text.replace('?>\n', '?>\n' + header, 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--out', type=Path, default=Path('urdf/kuka_iiwa.urdf'))
+    args = parser.parse_args(argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(kuka_urdf_text())
+    print(f'wrote {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
