@@ -1,0 +1,196 @@
+"""The trainer node on the real ROS 2 graph: it runs as its own process (the console script, with
+``--ros-args``, a parameters file and a node remap, the way ``ros2 run`` starts it); this test
+process talks to it over Fast DDS: progress and diagnostics arrive, ``save`` writes an actor the
+policy node's loader accepts, ``stop`` ends training cleanly with the final exports.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+import json
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+import numpy as np
+import pytest
+from rcl_interfaces.srv import GetParameters
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from pick_place_rl.core.policy import GoalPolicy
+
+pytestmark = pytest.mark.ros
+NAME = 'test_trainer'
+#: A tiny FetchReach run: an epoch takes a few seconds; 1000 epochs = until stopped.
+PARAMS = {'env_id': 'FetchReach-v4', 'n_envs': 2, 'n_cycles': 2, 'n_batches': 2,
+          'batch_size': 64, 'buffer_size': 20000, 'epochs': 1000, 'minutes': 10.0,
+          'n_eval_episodes': 2, 'final_eval_episodes': 2, 'tensorboard': False,
+          'progress': False, 'torch_threads': 1, 'diagnostics_period': 0.5}
+
+
+def _params_file(path: Path, params: dict) -> Path:
+    """ROS 2 parameters YAML (JSON is valid YAML), addressed to the remapped node name."""
+    path.write_text(json.dumps({NAME: {'ros__parameters': params}}, indent=2))
+    return path
+
+
+def _start_node(tmp_path: Path, **overrides) -> subprocess.Popen:
+    params = _params_file(tmp_path / 'params.yaml',
+                          {**PARAMS, 'out_dir': str(tmp_path / 'run'), **overrides})
+    script = Path(sys.executable).parent / 'trainer_node'
+    assert script.exists(), 'trainer_node console script missing: run scripts/setup.sh'
+    return subprocess.Popen([str(script), '--ros-args', '--params-file', str(params),
+                             '-r', f'__node:={NAME}'],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL)
+
+
+class Client:
+    """This test's own node in its own rclpy context (no global rclpy state is touched)."""
+
+    def __init__(self) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = Node('trainer_node_test_client', context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.progress: list[dict] = []
+        self.diagnostics: list = []
+        latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.node.create_subscription(String, '/pick_place/train_progress',
+                                      lambda m: self.progress.append(json.loads(m.data)),
+                                      latched)
+        self.node.create_subscription(DiagnosticArray, '/diagnostics',
+                                      lambda m: self.diagnostics.extend(m.status), 10)
+
+    def wait_for(self, what: str, predicate: Callable[[], object], timeout: float,
+                 proc: subprocess.Popen | None = None) -> object:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.1)
+            found = predicate()
+            if found:
+                return found
+            if proc is not None and proc.poll() is not None and not found:
+                self.executor.spin_once(timeout_sec=0.5)
+                found = predicate()
+                if found:
+                    return found
+                pytest.fail(f'node exited ({proc.returncode}) before {what}:\n{_output(proc)}')
+        pytest.fail(f'timed out after {timeout} s waiting for {what}; progress: '
+                    f'{self.progress[-3:]}')
+
+    def call(self, srv_type, name: str, request, proc: subprocess.Popen, timeout: float = 120):
+        client = self.node.create_client(srv_type, name)
+        self.wait_for(f'service {name}', lambda: client.service_is_ready(), 60, proc)
+        future = client.call_async(request)
+        return self.wait_for(f'reply of {name}', lambda: future.result(), timeout, proc)
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.context.try_shutdown()
+
+
+def _output(proc: subprocess.Popen) -> str:
+    try:
+        out, _ = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        return '(still running)'
+    return (out or '')[-4000:]
+
+
+@pytest.fixture
+def client() -> Iterator[Client]:
+    c = Client()
+    yield c
+    c.close()
+
+
+def _state(client: Client, state: str, **values) -> Callable[[], dict | None]:
+    def find() -> dict | None:
+        for msg in client.progress:
+            if msg['state'] == state and all(msg.get(k) == v for k, v in values.items()):
+                return msg
+        return None
+    return find
+
+
+def test_trainer_node_progress_save_stop(tmp_path: Path, client: Client) -> None:
+    proc = _start_node(tmp_path)
+    try:
+        # parameters come from the file given with --ros-args, under the remapped name
+        reply = client.call(GetParameters, f'/{NAME}/get_parameters',
+                            GetParameters.Request(names=['n_envs', 'env_id', 'gamma']), proc)
+        assert [v.integer_value for v in reply.values[:1]] == [2]
+        assert reply.values[1].string_value == 'FetchReach-v4'
+        assert reply.values[2].double_value == pytest.approx(0.98)
+
+        epoch = client.wait_for('a finished epoch', lambda: next(
+            (m for m in client.progress if m['state'] == 'training' and m['epoch'] >= 1), None),
+            240, proc)
+        assert epoch['env_steps'] == 2 * 2 * 50 * epoch['epoch']
+        assert 0.0 <= epoch['success_rate'] <= 1.0
+        diag = client.wait_for('trainer diagnostics', lambda: next(
+            (s for s in client.diagnostics if s.name.startswith(NAME)), None), 30, proc)
+        assert diag.hardware_id == 'FetchReach-v4'
+        assert {kv.key for kv in diag.values} >= {'state', 'epoch', 'cycles', 'out_dir'}
+
+        saved = client.call(Trigger, f'/{NAME}/save', Trigger.Request(), proc)
+        assert saved.success, saved.message
+        actor = Path(saved.message)
+        assert actor == tmp_path / 'run' / 'actor.pt'
+        assert (tmp_path / 'run' / 'checkpoint.pt').exists()
+        policy = GoalPolicy.from_checkpoint(actor)  # the policy node's loader
+        action = policy(np.zeros(policy.obs_dim, np.float32), np.zeros(policy.goal_dim,
+                                                                       np.float32))
+        assert action.shape == (4,) and np.all(np.abs(action) <= 1.0)
+
+        stopped = client.call(Trigger, f'/{NAME}/stop', Trigger.Request(), proc)
+        assert stopped.success, stopped.message
+        finished = client.wait_for('the finished state', _state(client, 'finished'), 120, proc)
+        assert finished['stopped'] is True
+        assert proc.wait(timeout=60) == 0, _output(proc)
+        metrics = json.loads((tmp_path / 'run' / 'metrics.json').read_text())
+        assert metrics['env_id'] == 'FetchReach-v4' and metrics['epochs'] >= 1
+        assert metrics['final']['episodes'] == 2
+        assert (tmp_path / 'run' / 'curve.png').exists()
+        GoalPolicy.from_checkpoint(tmp_path / 'run' / 'actor.pt')
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_trainer_node_reports_bad_input(tmp_path: Path, client: Client) -> None:
+    """An unknown env id: a clear error on the progress topic and in the exit code, no hang.
+
+    ``shutdown_when_done`` is off so the failed node stays on the graph until this late
+    subscriber has read its state; SIGINT then ends it with exit code 1.
+    """
+    proc = _start_node(tmp_path, env_id='FetchReech-v4', shutdown_when_done=False)
+    try:
+        failed = client.wait_for('the failed state', _state(client, 'failed'), 120, proc)
+        assert 'FetchReech-v4' in failed['error']
+        diag = client.wait_for('an ERROR diagnostic', lambda: next(
+            (s for s in client.diagnostics if s.name.startswith(NAME)
+             and s.level == DiagnosticStatus.ERROR), None), 30, proc)
+        assert 'FetchReech-v4' in diag.message
+        saved = client.call(Trigger, f'/{NAME}/save', Trigger.Request(), proc)
+        assert not saved.success and 'failed' in saved.message
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 1, _output(proc)
+        assert 'Traceback' not in _output(proc)
+        assert not (tmp_path / 'run' / 'actor.pt').exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
