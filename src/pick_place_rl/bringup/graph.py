@@ -174,7 +174,8 @@ GRAPHS: dict[str, Graph] = {
     'train': Graph(
         'the DDPG+HER trainer node (progress on /pick_place/train_progress)',
         (
-            Argument('preset', 'fast', 'named trainer preset (pick_place_rl.train.ddpg_her.PRESETS)',
+            Argument('preset', 'fast',
+                     'named trainer preset (pick_place_rl.train.ddpg_her.PRESETS)',
                      TRAIN_PRESETS),
             Argument('env_id', '', "gymnasium environment id; empty = the preset's"),
             Argument('minutes', '60', 'wall-clock training budget, minutes', type='float'),
