@@ -11,7 +11,7 @@ import pytest
 import rclpy
 
 from pick_place_rl.nodes import sim_client as sc
-from pick_place_rl.sim import fetch_model
+from pick_place_rl.sim import fetch_model, kuka_scene
 
 pytestmark = pytest.mark.ros
 ARM = fetch_model.ARM_JOINTS
@@ -146,3 +146,19 @@ def _gym_reset(seed: int) -> dict:
     obs, _ = env.reset(seed=seed)
     env.close()
     return obs
+
+
+@pytest.mark.parametrize('robot', ['fetch', 'kuka'])
+def test_shipped_params_file_brings_the_driver_up(client: sc.DriverClient, robot: str) -> None:
+    """config/<robot>_sim.yaml parses (joint lists included) and the driver runs with it."""
+    from pathlib import Path
+    params = Path(__file__).resolve().parents[1] / 'config' / f'{robot}_sim.yaml'
+    proc = sc.start_driver(robot, ['camera_rate:=0.0'], params_file=params)
+
+    def body() -> None:
+        assert client.spin_until(lambda: len(client.joint_states) > 3, 60), 'no joint_states'
+        names = set(client.joint_states[-1].name)
+        arm = fetch_model.ARM_JOINTS if robot == 'fetch' else kuka_scene.ARM_JOINT_NAMES
+        assert set(arm) <= names
+
+    _run(proc, client, body)

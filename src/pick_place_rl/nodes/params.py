@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 
 from pick_place_rl.core.config import field_help, field_types
 
@@ -27,6 +28,10 @@ def _ros_value(value: Any) -> Any:
     return value
 
 
+_EMPTY_ARRAY_TYPES = {str: Parameter.Type.STRING_ARRAY, float: Parameter.Type.DOUBLE_ARRAY,
+                      int: Parameter.Type.INTEGER_ARRAY, bool: Parameter.Type.BOOL_ARRAY}
+
+
 def declare_config(node: Node, cls: type[T], prefix: str = '') -> T:
     """Declare a parameter per field of ``cls`` and build the config from their values."""
     types = field_types(cls)
@@ -35,10 +40,15 @@ def declare_config(node: Node, cls: type[T], prefix: str = '') -> T:
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         descriptor = ParameterDescriptor(description=field_help(f), read_only=False)
         name = prefix + f.name
-        param = node.declare_parameter(name, _ros_value(default), descriptor)
+        initial = _ros_value(default)
+        if isinstance(default, tuple) and not default:
+            # An empty list says nothing about its items: declare the array type explicitly,
+            # else rclpy picks BYTE_ARRAY and a YAML/CLI string list is refused.
+            initial = _EMPTY_ARRAY_TYPES[typing.get_args(types[f.name])[0]]
+        param = node.declare_parameter(name, initial, descriptor)
         value = param.value
         if typing.get_origin(types[f.name]) is tuple:
-            value = tuple(value)
+            value = tuple(value or ())
         elif types[f.name] is float and isinstance(value, int):
             value = float(value)
         values[f.name] = value

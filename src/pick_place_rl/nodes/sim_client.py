@@ -32,11 +32,13 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 
-def start_driver(robot: str, extra: Sequence[str] = (), autostart: bool = True
-                 ) -> subprocess.Popen:
-    """The driver as a separate process; its log goes to a file read on failure."""
-    args = [sys.executable, '-m', 'pick_place_rl.nodes.sim_driver', '--ros-args',
-            '-p', f'robot:={robot}', '-p', f'autostart:={str(autostart).lower()}']
+def start_driver(robot: str, extra: Sequence[str] = (), autostart: bool = True,
+                 params_file: str | os.PathLike | None = None) -> subprocess.Popen:
+    """The driver as a separate process (``extra``: ``name:=value`` parameter overrides)."""
+    args = [sys.executable, '-m', 'pick_place_rl.nodes.sim_driver', '--ros-args']
+    if params_file is not None:
+        args += ['--params-file', str(params_file)]
+    args += ['-p', f'robot:={robot}', '-p', f'autostart:={str(autostart).lower()}']
     for item in extra:
         args += ['-p', item]
     env = dict(os.environ, MUJOCO_GL=os.environ.get('MUJOCO_GL', 'egl'), PYTHONUNBUFFERED='1')

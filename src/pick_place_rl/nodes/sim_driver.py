@@ -120,9 +120,10 @@ class SimDriverNode(LifecycleNode):
 
     # ---- lifecycle ---------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.config = declare_config_values(self)
-        c = self.config
         try:
+            self.config = c = declare_config_values(self)
+            if c.clock_mode not in CLOCK_MODES:
+                raise ValueError(f'clock_mode {c.clock_mode!r} not in {CLOCK_MODES}')
             backend = make_backend(c.robot, **self._backend_kwargs())
             self._check_joint_names(backend)
         except Exception as exc:  # a bad parameter must fail the transition, not the process
@@ -262,9 +263,9 @@ class SimDriverNode(LifecycleNode):
         if self.core is None:
             response.success, response.message = False, 'not configured'
             return response
-        seed = int(self.get_parameter('reset_seed').value)
-        xy = list(self.get_parameter('reset_object_xy').value or [])
-        goal = list(self.get_parameter('reset_goal').value or [])
+        seed = int(self._param('reset_seed'))
+        xy = list(self._param('reset_object_xy') or [])
+        goal = list(self._param('reset_goal') or [])
         try:
             info = self.core.reset(seed=None if seed < 0 else seed,
                                    object_xy=xy or None, goal=goal or None)
@@ -278,9 +279,18 @@ class SimDriverNode(LifecycleNode):
         if self.core is None:
             response.success, response.message = False, 'not configured'
             return response
-        seed = int(self.get_parameter('reset_seed').value)
+        seed = int(self._param('reset_seed'))
         info = self.core.backend.spawn_objects(None if seed < 0 else seed)
         return self._episode_response(info, response)
+
+    def _param(self, name: str) -> Any:
+        """Current value of a parameter; None while it is declared but unset (empty list)."""
+        if not self.has_parameter(name):
+            return None
+        try:
+            return self.get_parameter(name).value
+        except rclpy.exceptions.ParameterUninitializedException:
+            return None
 
     def _episode_response(self, info: EpisodeInfo, response: Trigger.Response
                           ) -> Trigger.Response:
@@ -450,7 +460,7 @@ def declare_config_values(node: SimDriverNode) -> SimDriverConfig:
     types = field_types(SimDriverConfig)
     values = {}
     for f in dataclasses.fields(SimDriverConfig):
-        value = node.get_parameter(f.name).value
+        value = node._param(f.name)
         if typing.get_origin(types[f.name]) is tuple:
             value = tuple(value or ())
         elif types[f.name] is float and isinstance(value, int):
@@ -470,7 +480,12 @@ def main(args: list[str] | None = None) -> int:
             node.trigger_configure()
             node.trigger_activate()
         while rclpy.ok():
-            node.spin_step(executor)
+            try:
+                node.spin_step(executor)
+            except Exception:
+                if rclpy.ok():
+                    raise
+                # SIGINT/SIGTERM shut the context down mid-publish: a normal exit.
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
