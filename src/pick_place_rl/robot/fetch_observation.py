@@ -115,6 +115,11 @@ class ObjectVelocityEstimator:
         self._velp = np.zeros(3)
         self._velr = np.zeros(3)
 
+    def rest(self) -> None:
+        """Zero the estimate but keep the last pose: the next difference starts from it."""
+        self._velp = np.zeros(3)
+        self._velr = np.zeros(3)
+
     def update(self, stamp: float, position: Sequence[float], quat_xyzw: Sequence[float]
                ) -> ObjectState:
         pos = np.asarray(position, dtype=float)

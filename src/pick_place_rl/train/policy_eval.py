@@ -1,0 +1,111 @@
+"""Success of a pick-and-place policy, seed by seed, in-process (no ROS).
+
+Two in-process references for the closed ROS loop of ``bench/bench_policy.py``:
+
+``gym_success``        the policy in the training env (FetchPickAndPlace-v4, mocap control);
+``joint_sim_success``  the policy through ``PickPlaceRunner`` (FK observation, IK, velocity
+                       limits) on the joint-controlled scene the sim driver runs
+                       (``FetchBackend`` + ``DriverCore``, same trajectory controller), in
+                       lock-step, exactly the loop the ROS nodes run across processes.
+
+The first minus the second is the cost of joint control; the second minus the ROS result is the
+cost of the transport (which should be zero in lock-step mode).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from pick_place_rl.robot.cartesian_control import (
+    CartesianController,
+    CartesianParams,
+    urdf_velocity_limits,
+)
+from pick_place_rl.robot.fetch_observation import (
+    FetchObservationBuilder,
+    ObjectVelocityEstimator,
+    quat_to_matrix,
+)
+from pick_place_rl.robot.kinematics import ArmKinematics
+from pick_place_rl.robot.policy_runner import PickPlaceRunner, RobotSample
+from pick_place_rl.robot.safety import joints_by_name, Workspace
+from pick_place_rl.robot.trajectory import TrajectoryCommand
+from pick_place_rl.sim import fetch_model
+
+Policy = Callable[[np.ndarray, np.ndarray], np.ndarray]
+ENV_ID = 'FetchPickAndPlace-v4'
+#: The Fetch gripper held pointing down, as the gym's mocap does (x, y, z, w).
+FETCH_EE_ORIENTATION = (0.0, 0.70710678, 0.0, 0.70710678)
+
+
+def gym_success(policy: Policy, seeds: Sequence[int]) -> list[bool]:
+    """Success at the last step of each seeded episode in the training env."""
+    from pick_place_rl.sim.registry import make_env
+    env = make_env(ENV_ID)
+    out = []
+    try:
+        for seed in seeds:
+            obs, _ = env.reset(seed=int(seed))
+            info: dict = {}
+            done = False
+            while not done:
+                obs, _, term, trunc, info = env.step(
+                    policy(obs['observation'], obs['desired_goal']))
+                done = term or trunc
+            out.append(bool(info['is_success']))
+    finally:
+        env.close()
+    return out
+
+
+def fetch_runner(urdf: Path, policy: Policy | None, period: float = 0.04,
+                 workspace: Workspace | None = None) -> PickPlaceRunner:
+    """The runner with the policy node's Fetch defaults (config/fetch_policy.yaml)."""
+    kin = ArmKinematics(urdf, fetch_model.ARM_JOINTS, fetch_model.GRIP_SITE)
+    controller = CartesianController(kin, urdf_velocity_limits(kin), period, (0.0, 0.0),
+                                     (0.2, 0.2), quat_to_matrix(FETCH_EE_ORIENTATION),
+                                     CartesianParams())
+    ws = workspace or Workspace((1.05, 0.40, 0.38), (1.65, 1.10, 0.95))
+    return PickPlaceRunner(FetchObservationBuilder(kin), controller, ws, policy=policy)
+
+
+def joint_sim_success(policy: Policy, seeds: Sequence[int], urdf: Path,
+                      period: float = 0.04) -> list[bool]:
+    """Success per seed through the runner on the joint-controlled scene, in lock-step."""
+    from pick_place_rl.sim.backend import DriverCore
+    from pick_place_rl.sim.fetch_backend import FetchBackend
+    backend = FetchBackend()
+    core = DriverCore(backend, cmd_timeout=0.5)
+    runner = fetch_runner(urdf, policy, period)
+    wanted = (*fetch_model.ARM_JOINTS, *fetch_model.FINGER_JOINTS)
+    n_arm = len(fetch_model.ARM_JOINTS)
+    out = []
+    try:
+        for goal_id, seed in enumerate(seeds, 1):
+            info = core.reset(seed=int(seed))
+            status = runner.start(np.asarray(info.goal), goal_id)
+            if status.result == 'rejected':
+                raise ValueError(f'seed {seed}: goal rejected: {status.reason}')
+            est = ObjectVelocityEstimator()
+            while True:
+                q, qd, _ = backend.joint_state()
+                q, qd = joints_by_name(backend.joint_names, q, qd, wanted)
+                pos, quat = backend.object_pose()
+                obj = est.update(core.time, pos, quat)
+                sample = RobotSample(core.time, q[:n_arm], qd[:n_arm], q[n_arm:], qd[n_arm:],
+                                     obj)
+                cmd = runner.step(sample)
+                if cmd is None:
+                    break
+                reason = core.on_trajectory(TrajectoryCommand(
+                    fetch_model.ARM_JOINTS, (period,), (tuple(cmd.arm),), ()))
+                reason = reason or core.on_gripper(cmd.gripper)
+                if reason is not None:
+                    raise RuntimeError(f'driver rejected a runner command: {reason}')
+                core.step(core.ticks_per(period))
+            out.append(runner.status.result == 'success')
+    finally:
+        backend.close()
+    return out
