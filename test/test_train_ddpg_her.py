@@ -1,5 +1,4 @@
 """DDPG+HER trainer: a fast learning test, resume after kill -9, clear errors."""
-import json
 import os
 from pathlib import Path
 import signal
@@ -63,7 +62,7 @@ def test_resume_without_checkpoint_and_mismatched_shapes(tmp_path):
 
 
 def test_unknown_env_id_is_a_clear_error():
-    with pytest.raises(UnknownEnvError, match="did you mean FetchReach-v4"):
+    with pytest.raises(UnknownEnvError, match='did you mean FetchReach-v4'):
         make_env('FetchReech-v4')
 
 
