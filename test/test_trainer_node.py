@@ -194,3 +194,26 @@ def test_trainer_node_reports_bad_input(tmp_path: Path, client: Client) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_wrong_parameter_type_is_a_one_line_error(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / 'trainer_node'
+    proc = subprocess.run([str(script), '--ros-args', '-p', 'minutes:=fast'],
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2
+    assert "trainer_node: invalid parameters: Trying to set parameter 'minutes'" in proc.stderr
+    assert 'Traceback' not in proc.stderr
+
+
+def test_preset_then_explicit_parameters() -> None:
+    """``preset`` replaces defaults; a parameter set away from its default still wins."""
+    from pick_place_rl.nodes.trainer_node import merge_preset
+    from pick_place_rl.train.ddpg_her import DDPGHerConfig, PRESETS
+
+    config = merge_preset(DDPGHerConfig(n_batches=7), 'baseline')
+    assert config.n_batches == 7
+    assert config.n_envs == PRESETS['baseline']['n_envs']
+    assert config.batch_size == PRESETS['baseline']['batch_size']
+    assert merge_preset(DDPGHerConfig(), '') == DDPGHerConfig()
+    with pytest.raises(ValueError, match='unknown preset'):
+        merge_preset(DDPGHerConfig(), 'nope')

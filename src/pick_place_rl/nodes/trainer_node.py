@@ -24,12 +24,14 @@ from dataclasses import dataclass, fields, replace
 import json
 import math
 from pathlib import Path
+import sys
 import threading
 import traceback
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.duration import Duration
+from rclpy.exceptions import ParameterException
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -75,19 +77,22 @@ class TrainerNode(Node):
     """Thin adapter: parameters -> DDPGHerTrainer in a thread; progress -> topics."""
 
     def __init__(self, **kwargs) -> None:
+        # Set before Node.__init__: a failing parameter declaration below makes the context
+        # call destroy_node() on this half-built node at shutdown.
+        self._lock = threading.Lock()  # guards _status, _save_requests and _destroyed
+        self._destroyed = False
+        self._worker: threading.Thread | None = None
+        self._trainer: DDPGHerTrainer | None = None
+        self._stop = threading.Event()
+        self._done = threading.Event()
         super().__init__('trainer', **kwargs)
         self.node_config = declare_config(self, TrainerNodeConfig)
         self.config = merge_preset(declare_config(self, DDPGHerConfig),
                                    self.node_config.preset)
         self.exit_code = 0
-        self._lock = threading.Lock()  # guards _status and _save_requests
         self._status: dict = {'state': 'starting', 'env_id': self.config.env_id,
                               'out_dir': self.config.out_dir, 'epoch': 0, 'cycles': 0}
         self._save_requests: list[tuple[threading.Event, dict]] = []
-        self._trainer: DDPGHerTrainer | None = None
-        self._stop = threading.Event()
-        self._done = threading.Event()
-        self._destroyed = False
 
         latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -229,6 +234,7 @@ class TrainerNode(Node):
         return response
 
     def request_stop(self) -> None:
+        """Stop at the next cycle boundary (thread-safe); the run then exports as usual."""
         self._stop.set()
         if self._trainer is not None:
             self._trainer.stop.set()
@@ -253,9 +259,11 @@ class TrainerNode(Node):
             if self._destroyed:
                 return
             self._destroyed = True
-        self.request_stop()
-        if self._worker.is_alive() and threading.current_thread() is not self._worker:
-            self._worker.join(timeout=300.0)
+        worker = self._worker
+        if worker is not None:
+            self.request_stop()
+            if worker.is_alive() and threading.current_thread() is not worker:
+                worker.join(timeout=300.0)
         super().destroy_node()
 
 
@@ -272,7 +280,11 @@ def main(args: list[str] | None = None) -> int:
         nodes.append(TrainerNode())
         return nodes[-1]
 
-    spin_node(factory, args, executor_cls=lambda: MultiThreadedExecutor(num_threads=4))
+    try:
+        spin_node(factory, args, executor_cls=lambda: MultiThreadedExecutor(num_threads=4))
+    except (ParameterException, ValueError, TypeError) as exc:  # bad parameter: say which
+        print(f'trainer_node: invalid parameters: {exc}', file=sys.stderr)
+        return 2
     return nodes[0].exit_code if nodes else 1
 
 
