@@ -1,0 +1,176 @@
+"""Python client of a policy node in another process (real rclpy over Fast DDS).
+
+Used by the policy node tests and ``bench/bench_policy.py``: starts ``python -m
+pick_place_rl.nodes.policy_node`` as a subprocess, sends goals and e-stops, calls its services,
+and records what it publishes (commands with their arrival times, status, diagnostics).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Bool, Float64MultiArray, String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+NODE = '/policy_node'
+
+
+def start_policy_node(params: Sequence[str] = (), params_file: str | None = None
+                      ) -> subprocess.Popen:
+    """The policy node as a separate process; its log goes to a file read by :func:`stop`."""
+    args = [sys.executable, '-m', 'pick_place_rl.nodes.policy_node', '--ros-args']
+    if params_file:
+        args += ['--params-file', params_file]
+    for item in params:
+        args += ['-p', item]
+    env = dict(os.environ, PYTHONUNBUFFERED='1')
+    log = tempfile.TemporaryFile('w+')
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,
+                            stdin=subprocess.DEVNULL)
+    proc.log = log  # type: ignore[attr-defined]
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> str:
+    """Stop a node process (SIGINT, then kill) and return its log."""
+    if proc.poll() is None:
+        proc.send_signal(2)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    proc.log.seek(0)  # type: ignore[attr-defined]
+    text = proc.log.read()  # type: ignore[attr-defined]
+    proc.log.close()  # type: ignore[attr-defined]
+    return text
+
+
+class PolicyClient:
+    """Publishers, recorders and service calls around one policy node."""
+
+    def __init__(self, node: Node | None = None, world_frame: str = 'world') -> None:
+        self.node = node or rclpy.create_node('policy_client')
+        self.world_frame = world_frame
+        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        latched = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        #: (arrival time.monotonic(), message)
+        self.trajectories: list[tuple[float, JointTrajectory]] = []
+        self.grippers: list[tuple[float, Float64MultiArray]] = []
+        self.statuses: list[dict] = []
+        self.diagnostics: list[DiagnosticArray] = []
+        n = self.node
+        n.create_subscription(JointTrajectory, '/arm_controller/joint_trajectory',
+                              lambda m: self.trajectories.append((time.monotonic(), m)),
+                              reliable)
+        n.create_subscription(Float64MultiArray, '/gripper_controller/commands',
+                              lambda m: self.grippers.append((time.monotonic(), m)), reliable)
+        n.create_subscription(String, '/pick_place/status',
+                              lambda m: self.statuses.append(json.loads(m.data)), latched)
+        n.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, reliable)
+        self.goal_pub = n.create_publisher(PoseStamped, '/pick_place/goal', reliable)
+        self.estop_pub = n.create_publisher(Bool, '/pick_place/estop', reliable)
+
+    def _on_diag(self, msg: DiagnosticArray) -> None:
+        if any(s.name.startswith('policy_node') for s in msg.status):
+            self.diagnostics.append(msg)
+
+    def spin_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if predicate():
+                return True
+            rclpy.spin_once(self.node, timeout_sec=0.01)
+        return predicate()
+
+    def spin_for(self, seconds: float) -> None:
+        self.spin_until(lambda: False, seconds)
+
+    def call(self, name: str, srv_type: Any = Trigger, request: Any = None,
+             timeout: float = 30.0) -> Any:
+        client = self.node.create_client(srv_type, name)
+        try:
+            if not client.wait_for_service(timeout_sec=timeout):
+                raise TimeoutError(f'service {name} not available')
+            future = client.call_async(request if request is not None else srv_type.Request())
+            self.spin_until(future.done, timeout)
+            if not future.done():
+                raise TimeoutError(f'service {name} did not answer')
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def trigger(self, service: str) -> Trigger.Response:
+        return self.call(f'{NODE}/{service}')
+
+    def set_param(self, name: str, value: Any) -> None:
+        pv = ParameterValue()
+        if isinstance(value, str):
+            pv.type, pv.string_value = ParameterType.PARAMETER_STRING, value
+        elif isinstance(value, bool):
+            pv.type, pv.bool_value = ParameterType.PARAMETER_BOOL, value
+        else:
+            pv.type, pv.double_value = ParameterType.PARAMETER_DOUBLE, float(value)
+        req = SetParameters.Request(parameters=[Parameter(name=name, value=pv)])
+        result = self.call(f'{NODE}/set_parameters', SetParameters, req)
+        if not all(r.successful for r in result.results):
+            raise RuntimeError(f'setting {name} failed: {result.results}')
+
+    def send_goal(self, xyz: Sequence[float], frame: str | None = None) -> None:
+        msg = PoseStamped()
+        msg.header.frame_id = self.world_frame if frame is None else frame
+        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = map(float, xyz)
+        msg.pose.orientation.w = 1.0
+        self.goal_pub.publish(msg)
+
+    def estop(self, active: bool) -> None:
+        self.estop_pub.publish(Bool(data=active))
+
+    def status(self) -> dict:
+        return self.statuses[-1] if self.statuses else {}
+
+    def wait_status(self, predicate: Callable[[dict], bool], timeout: float,
+                    since: int | None = None) -> dict | None:
+        """The first status satisfying ``predicate`` among those received from index
+        ``since`` on (default: only statuses arriving after this call)."""
+        start = len(self.statuses) if since is None else since
+        found: list[dict] = []
+
+        def check() -> bool:
+            for s in self.statuses[start:]:
+                if predicate(s):
+                    found.append(s)
+                    return True
+            return False
+        self.spin_until(check, timeout)
+        return found[0] if found else None
+
+    def diag_values(self) -> dict[str, str]:
+        if not self.diagnostics:
+            return {}
+        status = [s for s in self.diagnostics[-1].status if s.name.startswith('policy_node')]
+        return {kv.key: kv.value for kv in status[0].values}
+
+    def wait_ready(self, timeout: float = 60.0) -> bool:
+        """The node's services answer and it has matched the goal and e-stop publishers."""
+        return self.spin_until(lambda: self.goal_pub.get_subscription_count() > 0
+                               and self.estop_pub.get_subscription_count() > 0
+                               and bool(self.statuses), timeout)
+
+    def destroy(self) -> None:
+        self.node.destroy_node()
