@@ -32,7 +32,8 @@ NAME = 'test_trainer'
 PARAMS = {'env_id': 'FetchReach-v4', 'n_envs': 2, 'n_cycles': 2, 'n_batches': 2,
           'batch_size': 64, 'buffer_size': 20000, 'epochs': 1000, 'minutes': 10.0,
           'n_eval_episodes': 2, 'final_eval_episodes': 2, 'tensorboard': False,
-          'progress': False, 'torch_threads': 1, 'diagnostics_period': 0.5}
+          'progress': False, 'torch_threads': 1, 'async_envs': False,
+          'diagnostics_period': 0.5}
 
 
 def _params_file(path: Path, params: dict) -> Path:
