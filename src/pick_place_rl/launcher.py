@@ -105,9 +105,12 @@ def check_domain(env: Mapping[str, str]) -> int:
     return domain
 
 
-def existing_nodes(env: Mapping[str, str], wait: float = 1.5, timeout: float = 60.0
+def existing_nodes(env: Mapping[str, str], wait: float = 3.0, timeout: float = 60.0
                    ) -> list[str]:
-    """Fully qualified names of the nodes already on the domain of ``env`` (a probe process)."""
+    """Fully qualified names of the nodes already on the domain of ``env`` (a probe process).
+
+    Discovery of an existing participant took 0.15 to 1.8 s on loopback here, hence ``wait``.
+    """
     proc = subprocess.run(
         [sys.executable, '-m', 'pick_place_rl.nodes.graph_probe', '--wait', str(wait)],
         capture_output=True, text=True, env=dict(env), timeout=timeout,
@@ -141,6 +144,8 @@ def prepare(graph: str, assignments: Mapping[str, str], domain_id: int | None = 
             ) -> tuple[list[PlannedNode], list[ProcessSpec]]:
     """Every check that can fail before a process starts; the plan and the process specs."""
     env = dict(os.environ)
+    # The simulators render offscreen (camera topics): EGL works without a display.
+    env.setdefault('MUJOCO_GL', 'egl')
     if domain_id is not None:
         env['ROS_DOMAIN_ID'] = str(domain_id)
     check_domain(env)

@@ -1,6 +1,6 @@
 """Print the fully qualified names of the nodes on the current ROS domain, as JSON.
 
-``python -m pick_place_rl.nodes.graph_probe --wait 1.5``: the launcher runs this in a separate
+``python -m pick_place_rl.nodes.graph_probe --wait 3``: the launcher runs this in a separate
 process before a bring-up (it keeps rclpy out of the launcher itself) to refuse starting a second
 copy of a graph on the same domain.
 """
@@ -16,7 +16,7 @@ from rclpy.node import Node
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--wait', type=float, default=1.5,
+    parser.add_argument('--wait', type=float, default=3.0,
                         help='seconds of discovery before listing')
     args = parser.parse_args(argv)
     rclpy.init(args=[])
