@@ -98,6 +98,11 @@ def test_arguments_are_documented(name: str) -> None:
             assert arg.choices == g.BOOL_CHOICES, f'{name}:{arg.name} is boolean: choices'
         assert not arg.choices or arg.default in arg.choices
         g._typed(arg, arg.default)
+    arguments = {a.name: a for a in g.GRAPHS[name].arguments}
+    for spec in g.GRAPHS[name].nodes:
+        for key, value in spec.overrides.items():
+            if isinstance(value, g.Select):
+                assert set(value.mapping) == set(arguments[value.argument].choices), key
 
 
 @pytest.mark.parametrize('name', sorted(g.GRAPHS))
@@ -130,6 +135,9 @@ def test_arguments_reach_the_nodes() -> None:
     assert driver.params_files == (str(ROOT / 'config' / 'kuka_sim.yaml'),)
     assert 'weights' not in policy.parameters, 'empty weights:= leaves the file value'
     assert policy.parameters['use_sim_time'] is True
+    assert policy.parameters['trigger'] == 'timer'
+    (_, policy) = g.plan('sim_robot', {'clock_mode': 'lockstep'}, share=ROOT, check_files=False)
+    assert policy.parameters['trigger'] == 'joint_states'
     (only,) = g.plan('sim_robot', {'policy': 'false', 'seed': '7'}, share=ROOT,
                      check_files=False)
     assert only.name == 'sim_driver' and only.parameters['seed'] == 7

@@ -43,6 +43,14 @@ class Argument:
 
 
 @dataclass(frozen=True)
+class Select:
+    """A parameter value chosen by a launch argument's value (``mapping[argument value]``)."""
+
+    argument: str
+    mapping: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class Profile:
     """Settings chosen by one value of a profile argument (e.g. a real robot driver stack)."""
 
@@ -124,11 +132,11 @@ _SIM_ARGS = (
 
 _REAL_PROFILES = {
     'kuka_drivers': Profile(
-        ('config/kuka_policy.yaml', 'config/real_kuka_drivers.yaml'),
+        ('config/real_kuka_drivers.yaml',),
         (('/arm_controller/joint_trajectory', '/joint_trajectory_controller/joint_trajectory'),),
         'KUKA iiwa through kroshu/kuka_drivers (joint_1..joint_7)'),
     'lbr_fri': Profile(
-        ('config/kuka_policy.yaml', 'config/real_lbr_fri.yaml'),
+        ('config/real_lbr_fri.yaml',),
         (('/joint_states', '/lbr/joint_states'),
          ('/arm_controller/joint_trajectory', '/lbr/joint_trajectory_controller/joint_trajectory'),
          ('/gripper_controller/commands', '/lbr/gripper_controller/commands')),
@@ -148,8 +156,11 @@ GRAPHS: dict[str, Graph] = {
                      {'robot': '{robot}', 'autostart': True, 'clock_mode': '{clock_mode}',
                       'seed': '{seed}'}),
             NodeSpec('policy_node', 'policy_node', ('config/{robot}_policy.yaml',),
-                     {'weights': '{weights?}', 'use_sim_time': '{use_sim_time}'},
-                     when='policy', file_params=('weights',), respawn=False),
+                     {'weights': '{weights?}', 'use_sim_time': '{use_sim_time}',
+                      # lock-step: act once per simulator step, not on a timer
+                      'trigger': Select('clock_mode', {'realtime': 'timer', 'fast': 'timer',
+                                                       'lockstep': 'joint_states'})},
+                     when='policy', file_params=('weights',)),
         ),
     ),
     'real_robot': Graph(
@@ -159,6 +170,8 @@ GRAPHS: dict[str, Graph] = {
                 f'{k} = {p.description}' for k, p in _REAL_PROFILES.items()),
                 tuple(_REAL_PROFILES)),
             Argument('weights', '', 'policy weights file; empty = the one named in the profile'),
+            Argument('urdf', '', "the robot's URDF (joint names as in the profile); empty = the "
+                     "one named in the profile"),
             Argument('use_sim_time', 'false', 'follow /clock (false on hardware)', BOOL_CHOICES,
                      'bool'),
             Argument('respawn', 'false', 'restart the policy node when it exits', BOOL_CHOICES,
@@ -166,8 +179,9 @@ GRAPHS: dict[str, Graph] = {
         ),
         (
             NodeSpec('policy_node', 'policy_node', (),
-                     {'weights': '{weights?}', 'use_sim_time': '{use_sim_time}'},
-                     profile_arg='profile', file_params=('weights',)),
+                     {'weights': '{weights?}', 'urdf': '{urdf?}',
+                      'use_sim_time': '{use_sim_time}'},
+                     profile_arg='profile', file_params=('weights', 'urdf')),
         ),
         {'profile': _REAL_PROFILES},
     ),
@@ -290,7 +304,9 @@ def plan(graph_name: str, given: Mapping[str, str] | None = None,
         parameters: dict[str, Any] = {}
         for key, value in spec.overrides.items():
             match = _TEMPLATE.match(value) if isinstance(value, str) else None
-            if match is None:
+            if isinstance(value, Select):
+                parameters[key] = value.mapping[args[value.argument]]
+            elif match is None:
                 parameters[key] = _substitute(value, args) if isinstance(value, str) else value
             elif not (match.group(2) and args[match.group(1)] == ''):
                 parameters[key] = _typed(arg_by_name[match.group(1)], args[match.group(1)])
@@ -302,6 +318,12 @@ def plan(graph_name: str, given: Mapping[str, str] | None = None,
             _check_files(node, spec, share)
         planned.append(node)
     return planned
+
+
+_FILE_HINTS = {
+    'weights': 'train them (`pick-place-rl train`, see README) or pass weights:=PATH',
+    'urdf': "pass urdf:=PATH, the robot's own URDF with the profile's joint names",
+}
 
 
 def _absolute(path: str, share: Path) -> Path:
@@ -317,9 +339,11 @@ def _check_files(node: PlannedNode, spec: NodeSpec, share: Path) -> None:
     values.update(node.parameters)
     for name in spec.file_params:
         value = values.get(name)
-        if isinstance(value, str) and value and not _absolute(value, share).is_file():
-            raise GraphError(f'{node.name}: {name} file {value!r} does not exist '
-                             f'(train one with `pick-place-rl train`, or pass {name}:=PATH)')
+        hint = _FILE_HINTS.get(name, f'pass {name}:=PATH')
+        if not value:
+            raise GraphError(f'{node.name}: no {name} file given: {hint}')
+        if not _absolute(str(value), share).is_file():
+            raise GraphError(f'{node.name}: {name} file {value!r} does not exist: {hint}')
 
 
 def file_parameters(node: PlannedNode) -> dict[str, Any]:
