@@ -35,7 +35,7 @@ def test_kuka_trajectory_gripper_bad_input_reset_and_spawn(client: sc.DriverClie
         client.send_trajectory(ARM, [target], [0.6])
         client.send_gripper([-0.1, 0.1])
         assert client.spin_until(lambda: np.abs(client.arm(ARM) - target).max() < 5e-3, 15), (
-            f'no convergence: {np.abs(client.arm(ARM) - target).max()}')
+            f'no convergence: {np.abs(client.arm(ARM) - target).max()} {client.diag_values()}')
         assert client.spin_until(
             lambda: np.abs(client.arm(FINGERS) - [-0.1, 0.1]).max() < 0.02, 5)
 

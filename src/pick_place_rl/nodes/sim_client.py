@@ -64,10 +64,17 @@ def stop_driver(proc: subprocess.Popen) -> str:
     return text
 
 
+#: Driver output topics a client can collect.
+OUTPUTS = ('/joint_states', '/pick_place/object_pose', '/pick_place/sim_goal', '/diagnostics',
+           '/camera/image_raw', '/camera/depth/image_raw', '/camera/camera_info')
+
+
 class DriverClient:
     """Subscriptions, publishers and service clients of one test node."""
 
-    def __init__(self, node_name: str = 'sim_driver_test') -> None:
+    def __init__(self, node_name: str = 'sim_driver_test',
+                 topics: Sequence[str] | None = None) -> None:
+        """``topics``: the driver outputs to subscribe to (default all of :data:`OUTPUTS`)."""
         self.node: Node = rclpy.create_node(node_name)
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -80,15 +87,18 @@ class DriverClient:
         self.depths: list[Image] = []
         self.infos: list[CameraInfo] = []
         n = self.node
-        n.create_subscription(JointState, '/joint_states', self.joint_states.append, reliable)
-        n.create_subscription(PoseStamped, '/pick_place/object_pose', self.object_poses.append,
-                              reliable)
-        n.create_subscription(PointStamped, '/pick_place/sim_goal', self.goals.append, latched)
-        n.create_subscription(DiagnosticArray, '/diagnostics', self.diagnostics.append,
-                              reliable)
-        n.create_subscription(Image, '/camera/image_raw', self.images.append, reliable)
-        n.create_subscription(Image, '/camera/depth/image_raw', self.depths.append, reliable)
-        n.create_subscription(CameraInfo, '/camera/camera_info', self.infos.append, reliable)
+        subs = {
+            '/joint_states': (JointState, self.joint_states, reliable),
+            '/pick_place/object_pose': (PoseStamped, self.object_poses, reliable),
+            '/pick_place/sim_goal': (PointStamped, self.goals, latched),
+            '/diagnostics': (DiagnosticArray, self.diagnostics, reliable),
+            '/camera/image_raw': (Image, self.images, reliable),
+            '/camera/depth/image_raw': (Image, self.depths, reliable),
+            '/camera/camera_info': (CameraInfo, self.infos, reliable),
+        }
+        for topic in (OUTPUTS if topics is None else topics):
+            msg_type, store, qos = subs[topic]
+            n.create_subscription(msg_type, topic, store.append, qos)
         self.traj_pub = n.create_publisher(JointTrajectory, '/arm_controller/joint_trajectory',
                                            reliable)
         self.grip_pub = n.create_publisher(Float64MultiArray, '/gripper_controller/commands',
@@ -171,9 +181,17 @@ class DriverClient:
             return {}
         return {kv.key: kv.value for kv in self.diagnostics[-1].status[0].values}
 
-    def wait_for_subscribers(self, timeout: float = 30.0) -> bool:
-        return self.spin_until(lambda: self.traj_pub.get_subscription_count() > 0
-                               and self.grip_pub.get_subscription_count() > 0, timeout)
+    def wait_for_subscribers(self, timeout: float = 30.0, settle: float = 0.5) -> bool:
+        """Wait until the driver subscribes to both command topics.
+
+        Our side sees the match before the driver's side does; a message sent in between is
+        lost (volatile durability), so wait ``settle`` seconds more.
+        """
+        matched = self.spin_until(lambda: self.traj_pub.get_subscription_count() > 0
+                                  and self.grip_pub.get_subscription_count() > 0, timeout)
+        if matched:
+            self.spin_until(lambda: False, settle)
+        return matched
 
     def destroy(self) -> None:
         self.node.destroy_node()

@@ -43,6 +43,8 @@ from pick_place_rl.robot.trajectory import TrajectoryCommand
 from pick_place_rl.sim.backend import CameraImage, DriverCore, EpisodeInfo, make_backend, ROBOTS
 
 CLOCK_MODES = ('realtime', 'fast', 'lockstep')
+#: Wall seconds between callback rounds in fast mode (command latency there, in wall time).
+FAST_SPIN_INTERVAL = 0.005
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ class SimDriverNode(LifecycleNode):
         self._entities: list[Any] = []
         self._pending_arm = False
         self._pending_gripper = False
+        self._last_spin = 0.0
 
     # ---- lifecycle ---------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -227,6 +230,7 @@ class SimDriverNode(LifecycleNode):
         self._js_msg = JointState(name=list(self.core.backend.joint_names))
         self._diag_last = (time.monotonic(), 0.0)
         self._published = {'joint_states': 0, 'camera': 0}
+        self._dropped_frames = 0
         self._next_js = 0.0
         self._next_cam = 0.0
 
@@ -328,7 +332,12 @@ class SimDriverNode(LifecycleNode):
                 self._restart_pacing()
             self._advance(1)
         elif mode == 'fast':
-            executor.spin_once(timeout_sec=0.0)
+            # An rclpy wait costs 0.2-2 ms (more on a loaded machine), several physics steps:
+            # serve callbacks every FAST_SPIN_INTERVAL of wall time, not every step.
+            now = time.monotonic()
+            if now - self._last_spin >= FAST_SPIN_INTERVAL:
+                self._last_spin = now
+                executor.spin_once(timeout_sec=0.0)
             if self.core is not None and self._active:
                 self._advance(core.ticks_per(self.config.control_period))
         else:
@@ -358,7 +367,18 @@ class SimDriverNode(LifecycleNode):
                 self._publish_state(camera=False)
             if c.camera_rate > 0 and core.time >= self._next_cam - 1e-9:
                 self._next_cam = core.time + 1.0 / c.camera_rate
-                self._publish_camera()
+                # Real time on a machine too busy to render every frame: drop frames (as a real
+                # camera driver does) rather than fall behind the wall clock.
+                if self._behind() > 1.0 / c.camera_rate:
+                    self._dropped_frames += 1
+                else:
+                    self._publish_camera()
+
+    def _behind(self) -> float:
+        """Wall seconds the simulation lags the wall clock (0 outside real-time mode)."""
+        if self.config.clock_mode != 'realtime' or self.core is None:
+            return 0.0
+        return time.monotonic() - (self._wall0 + self.core.time - self._sim0)
 
     # ---- publishing ----------------------------------------------------------------------
     def _publish_state(self, camera: bool) -> None:
@@ -444,6 +464,7 @@ class SimDriverNode(LifecycleNode):
             'command_timeouts': core.arm.timeouts, 'last_rejection': s.last_rejection,
             'joint_states_published': self._published['joint_states'],
             'camera_frames_published': self._published['camera'],
+            'camera_frames_dropped': self._dropped_frames,
         }
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         msg = DiagnosticArray(status=[status])
