@@ -17,6 +17,7 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
+import numpy as np
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 import rclpy
@@ -174,3 +175,54 @@ class PolicyClient:
 
     def destroy(self) -> None:
         self.node.destroy_node()
+
+
+TERMINAL = ('success', 'failure', 'cancelled', 'preempted', 'estop')
+
+
+def run_episodes(driver: Any, policy: PolicyClient, seeds: Sequence[int],
+                 episode_timeout: float = 60.0) -> list[dict]:
+    """Seeded pick-place episodes through ROS: driver reset per seed, goal over the topic.
+
+    ``driver`` is a ``sim_client.DriverClient`` sharing ``policy``'s rclpy node. Per seed it
+    sets the driver's ``reset_seed``, resets (the gym's initial state for that seed), waits
+    until the reset state is on the graph, publishes the seed's goal on /pick_place/goal and
+    waits for the node's terminal status. Returns per seed: ``seed``, ``success``,
+    ``distance``, ``steps``, ``result``, ``wall_s``.
+    """
+    # The policy node must hear the driver's state stream before the first reset: in lock-step
+    # the reset state is published once, and a goal on a node without it waits forever.
+    node = policy.node
+    if not policy.spin_until(lambda: node.count_subscribers('/joint_states') >= 2
+                             and node.count_subscribers('/pick_place/object_pose') >= 2, 30.0):
+        raise TimeoutError('the policy node does not subscribe to the driver state')
+    policy.spin_for(0.5)
+    out = []
+    for seed in seeds:
+        driver.set_params(reset_seed=int(seed))
+        n_poses = len(driver.object_poses)
+        info = driver.reset()
+        want = np.asarray(info['object_position'])
+
+        def reset_seen(n_poses: int = n_poses, want: np.ndarray = want) -> bool:
+            for msg in driver.object_poses[n_poses:]:
+                p = msg.pose.position
+                if np.allclose([p.x, p.y, p.z], want, atol=1e-9):
+                    return True
+            return False
+        if not driver.spin_until(reset_seen, 10.0):
+            raise TimeoutError(f'seed {seed}: reset state never arrived')
+        policy.spin_for(0.05)  # the policy node receives the same samples: let them land
+        goal = [float(v) for v in info['goal']]
+        mark = len(policy.statuses)
+        t0 = time.monotonic()
+        policy.send_goal(goal)
+        st = policy.wait_status(lambda s, goal=goal: s['result'] in TERMINAL + ('rejected',)
+                                and np.allclose(s['goal'], goal), episode_timeout, since=mark)
+        if st is None:
+            raise TimeoutError(f'seed {seed}: no result within {episode_timeout} s; last '
+                               f'status {policy.status()}')
+        out.append({'seed': int(seed), 'success': st['result'] == 'success',
+                    'distance': st['distance'], 'steps': st['step'], 'result': st['result'],
+                    'wall_s': time.monotonic() - t0})
+    return out

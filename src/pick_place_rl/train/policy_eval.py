@@ -29,7 +29,7 @@ from pick_place_rl.robot.fetch_observation import (
     quat_to_matrix,
 )
 from pick_place_rl.robot.kinematics import ArmKinematics
-from pick_place_rl.robot.policy_runner import PickPlaceRunner, RobotSample
+from pick_place_rl.robot.policy_runner import PickPlaceRunner, RobotSample, StepCommand
 from pick_place_rl.robot.safety import joints_by_name, Workspace
 from pick_place_rl.robot.trajectory import TrajectoryCommand
 from pick_place_rl.sim import fetch_model
@@ -93,9 +93,14 @@ def fetch_runner(urdf: Path, policy: Policy | None, period: float = 0.04,
     return PickPlaceRunner(FetchObservationBuilder(kin), controller, ws, policy=policy)
 
 
-def joint_sim_success(policy: Policy, seeds: Sequence[int], urdf: Path,
-                      period: float = 0.04) -> list[bool]:
-    """Success per seed through the runner on the joint-controlled scene, in lock-step."""
+def joint_sim_episodes(policy: Policy, seeds: Sequence[int], urdf: Path, period: float = 0.04,
+                       on_command: Callable[[int, StepCommand], None] | None = None
+                       ) -> list[dict]:
+    """Episodes through the runner on the joint-controlled scene, in lock-step.
+
+    Returns per seed: ``seed``, ``success``, final object-goal ``distance`` (m) and ``steps``;
+    ``on_command(seed, command)`` sees every command (to compare with the ROS loop's).
+    """
     from pick_place_rl.sim.backend import DriverCore
     from pick_place_rl.sim.fetch_backend import FetchBackend
     backend = FetchBackend()
@@ -121,13 +126,23 @@ def joint_sim_success(policy: Policy, seeds: Sequence[int], urdf: Path,
                 cmd = runner.step(sample)
                 if cmd is None:
                     break
+                if on_command is not None:
+                    on_command(int(seed), cmd)
                 reason = core.on_trajectory(TrajectoryCommand(
                     fetch_model.ARM_JOINTS, (period,), (tuple(cmd.arm),), ()))
                 reason = reason or core.on_gripper(cmd.gripper)
                 if reason is not None:
                     raise RuntimeError(f'driver rejected a runner command: {reason}')
                 core.step(core.ticks_per(period))
-            out.append(runner.status.result == 'success')
+            st = runner.status
+            out.append({'seed': int(seed), 'success': st.result == 'success',
+                        'distance': st.distance, 'steps': st.step})
     finally:
         backend.close()
     return out
+
+
+def joint_sim_success(policy: Policy, seeds: Sequence[int], urdf: Path,
+                      period: float = 0.04) -> list[bool]:
+    """Success per seed through the runner on the joint-controlled scene, in lock-step."""
+    return [e['success'] for e in joint_sim_episodes(policy, seeds, urdf, period)]
