@@ -195,10 +195,14 @@ class JointTrajectoryController:
 
     def update(self, t: float, q_measured: np.ndarray) -> np.ndarray:
         """Desired positions at ``t``; applies the command timeout (then holds ``q_measured``)."""
+        return self.update_state(t, q_measured)[0]
+
+    def update_state(self, t: float, q_measured: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Desired (positions, velocities) at ``t``, after applying the command timeout."""
         seg = self._segment
         if (seg is not None and self.cmd_timeout > 0.0
                 and t > seg.times[-1] + self.cmd_timeout):
             self.reset(q_measured)
             self._timed_out = True
             self.timeouts += 1
-        return self.sample(t)[0]
+        return self.sample(t)

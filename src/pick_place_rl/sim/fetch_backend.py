@@ -44,6 +44,10 @@ class FetchBackend:
         self._arm_act = self._actuators_for(self.arm_joint_names)
         self._grip_act = self._actuators_for(self.gripper_joint_names)
         self._grip_qadr = np.array([m.joint(n).qposadr[0] for n in self.gripper_joint_names])
+        arm_dofs = np.array([m.joint(n).dofadr[0] for n in self.arm_joint_names])
+        kp = m.actuator_gainprm[self._arm_act, 0]
+        kv = -m.actuator_biasprm[self._arm_act, 2]   # 0 here: fetch_model damps the joints
+        self.velocity_lead = (kv + m.dof_damping[arm_dofs]) / kp
         self._object_body = m.body(fetch_model.OBJECT_SITE).id
         self._object_site = m.site(fetch_model.OBJECT_SITE).id
         self._object_qadr = m.joint(fetch_model.OBJECT_JOINT).qposadr[0]
@@ -125,7 +129,15 @@ class FetchBackend:
         return EpisodeInfo(self._goal.copy(), self.object_pose()[0], state.seed)
 
     # ---- control ------------------------------------------------------------------------
-    def set_arm_targets(self, q: np.ndarray) -> None:
+    def set_arm_targets(self, q: np.ndarray, qd: np.ndarray | None = None) -> None:
+        """Servo set points, led by ``velocity_lead * qd``.
+
+        A position servo ``kp (u - q) - (kv + damping) q'`` trails a set point moving at ``qd``
+        by ``(kv + damping) / kp * qd``; setting ``u = q + that * qd`` (velocity feed-forward)
+        removes the steady lag, as joint_trajectory_controller's feed-forward term does.
+        """
+        if qd is not None:
+            q = q + self.velocity_lead * qd
         self.data.ctrl[self._arm_act] = q
 
     def set_gripper_targets(self, g: np.ndarray) -> None:

@@ -96,7 +96,8 @@ class KukaBackend:
                            {'objects': chosen, 'object_set': self.object_set})
 
     # ---- control ------------------------------------------------------------------------
-    def set_arm_targets(self, q: np.ndarray) -> None:
+    def set_arm_targets(self, q: np.ndarray, qd: np.ndarray | None = None) -> None:
+        """Position targets; PyBullet's position motors track them without a feed-forward."""
         self.scene.set_arm_targets(q)
 
     def set_gripper_targets(self, g: np.ndarray) -> None:

@@ -1,0 +1,89 @@
+"""Driver logic without ROS: gym-identical resets and how well the Fetch gripper tracks IK targets.
+
+The policy node turns each Cartesian action of the gym task (up to 5 cm per 0.04 s step) into
+joint targets by IK; the driver's position servos must get the gripper there within the step,
+the way the gym's mocap weld does.
+"""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pick_place_rl.robot.kinematics import ArmKinematics
+from pick_place_rl.robot.trajectory import TrajectoryCommand
+from pick_place_rl.sim import fetch_model
+from pick_place_rl.sim.backend import DriverCore
+from pick_place_rl.sim.fetch_backend import FetchBackend
+from pick_place_rl.sim.registry import make_env
+
+URDF = Path(__file__).resolve().parents[1] / 'urdf' / 'fetch.urdf'
+STEP = 0.04
+
+
+@pytest.fixture(scope='module')
+def core() -> DriverCore:
+    backend = FetchBackend()
+    yield DriverCore(backend)
+    backend.close()
+
+
+def test_reset_reproduces_gym_initial_state(core: DriverCore) -> None:
+    env = make_env('FetchPickAndPlace-v4')
+    for seed in (0, 1, 123, 99991):
+        obs, _ = env.reset(seed=seed)
+        info = core.reset(seed=seed)
+        np.testing.assert_array_equal(info.goal, obs['desired_goal'])
+        np.testing.assert_array_equal(core.backend.object_pose()[0], obs['observation'][3:6])
+        np.testing.assert_allclose(core.backend.grip_position(), obs['observation'][:3],
+                                   atol=1e-12)
+        np.testing.assert_array_equal(core.backend.data.qpos, env.unwrapped.data.qpos)
+    env.close()
+
+
+def test_placement_reset_and_bad_placement(core: DriverCore) -> None:
+    info = core.reset(object_xy=[1.3, 0.7], goal=[1.25, 0.8, 0.6])
+    np.testing.assert_allclose(info.object_position[:2], [1.3, 0.7])
+    np.testing.assert_allclose(core.backend.goal(), [1.25, 0.8, 0.6])
+    with pytest.raises(ValueError, match='finite'):
+        core.reset(object_xy=[np.nan, 0.7], goal=[1.25, 0.8, 0.6])
+    with pytest.raises(ValueError, match='both'):
+        core.reset(object_xy=[1.3, 0.7])
+
+
+def test_gripper_tracks_ik_targets_as_well_as_the_gym_mocap(core: DriverCore) -> None:
+    """Random gym actions: target = grip + 5 cm * a, IK'd and sent as 0.04 s trajectories.
+
+    The same action sequence goes through the gym env (mocap weld); the joint servos must
+    leave the gripper at least as close to its per-step targets as the weld does.
+    """
+    actions = np.random.default_rng(0).uniform(-1, 1, (50, 3))
+    env = make_env('FetchPickAndPlace-v4')
+    obs, _ = env.reset(seed=3)
+    gym_errors = []
+    for a in actions:
+        target = obs['observation'][:3] + 0.05 * a
+        obs, *_ = env.step(np.append(a, 0.0).astype(np.float32))
+        gym_errors.append(np.linalg.norm(obs['observation'][:3] - target))
+    env.close()
+
+    core.reset(seed=3)
+    backend: FetchBackend = core.backend
+    kin = ArmKinematics(URDF, fetch_model.ARM_JOINTS, fetch_model.GRIP_SITE)
+    _, down = kin.fk_pose(backend.arm_positions())
+    ticks = core.ticks_per(STEP)
+    errors = []
+    for a in actions:
+        target = backend.grip_position() + 0.05 * a
+        q = backend.arm_positions()          # what /joint_states would say
+        for _ in range(5):
+            q = kin.ik_step(q, target, target_rot=down, max_step=0.5)
+        reason = core.on_trajectory(TrajectoryCommand(
+            fetch_model.ARM_JOINTS, (STEP,), (tuple(q),), ()))
+        assert reason is None, reason
+        core.step(ticks)
+        errors.append(np.linalg.norm(backend.grip_position() - target))
+    ours, gym = float(np.mean(errors)), float(np.mean(gym_errors))
+    print(f'mean error per step: joint servos {ours * 1000:.1f} mm, gym mocap {gym * 1000:.1f} mm')
+    assert ours < gym, f'servos {ours * 1000:.1f} mm vs mocap {gym * 1000:.1f} mm'
+    core.step(ticks)
+    assert np.linalg.norm(backend.grip_position() - kin.fk(q)) < 2e-3, 'did not settle'
