@@ -16,7 +16,7 @@ from pick_place_rl.train.ddpg_her import DDPGHerConfig, DDPGHerTrainer, evaluate
 
 TINY = dict(env_id='FetchReach-v4', n_envs=2, n_cycles=2, n_batches=4, batch_size=64,
             n_eval_episodes=2, final_eval_episodes=2, tensorboard=False, progress=False,
-            torch_threads=1, hidden=32, layers=2)
+            torch_threads=1, hidden=32, layers=2, async_envs=False)
 
 
 @pytest.mark.slow
@@ -28,7 +28,8 @@ def test_fetch_reach_learns_fast(tmp_path):
     config = DDPGHerConfig(env_id='FetchReach-v4', n_envs=4, n_cycles=10, n_batches=20,
                            batch_size=256, hidden=64, layers=2, n_eval_episodes=8,
                            final_eval_episodes=32, minutes=30.0, epochs=3, out_dir=str(tmp_path),
-                           progress=False, tensorboard=False, torch_threads=1)
+                           progress=False, tensorboard=False, torch_threads=1,
+                           async_envs=False)
     metrics = DDPGHerTrainer(config).train()
     assert metrics['final']['success_rate'] >= 0.9, metrics['history'][-3:]
     # the exported actor, loaded the way the policy node loads it, does as well

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 import math
 from pathlib import Path
 import threading
@@ -71,7 +72,9 @@ class DDPGHerConfig:
     eval_seed: int = field(1_000_000, 'first seed of the evaluation episodes (fixed per epoch)')
     final_eval_episodes: int = field(100, 'deterministic episodes of the final evaluation')
     bf16: bool = field(True, 'bfloat16 autocast for hidden layers of the update (CPU)')
-    torch_threads: int = field(2, 'torch intra-op threads')
+    torch_threads: int = field(1, 'torch intra-op threads')
+    async_envs: bool = field(True, 'step the training envs in worker processes while the '
+                                   'learner updates (overlaps simulation and learning)')
     tensorboard: bool = field(True, 'write TensorBoard scalars to out_dir/tb')
     progress: bool = field(True, 'show a progress bar')
 
@@ -83,8 +86,9 @@ PRESETS: dict[str, dict] = {
     'baseline': dict(n_envs=2, n_cycles=50, n_batches=40, batch_size=256, bf16=False,
                      torch_threads=1, n_eval_episodes=10),
     # The defaults, this package's fast recipe: 16 envs (800 steps) per cycle and 40 updates
-    # of 1024 in bfloat16: the update count per env step of the paper's 8-worker MPI run (40 updates per
-    # 8 x 2 x 50 steps) at half its effective batch, from one process on two cores.
+    # of 1024 in bfloat16, i.e. the update count per env step of the paper's 8-worker MPI run
+    # (40 per 8 x 2 x 50 steps) at half its effective batch; envs step in worker processes
+    # while the learner updates, so simulation and learning use both cores.
     'fast': dict(),
     # FetchReach needs no grasping and few samples: small batches, frequent evaluation.
     'reach': dict(env_id='FetchReach-v4', n_envs=2, n_cycles=10, n_batches=20, batch_size=256,
@@ -115,20 +119,35 @@ def make_agent(config: DDPGHerConfig, env: gym.Env) -> DDPGAgent:
 
 
 def rollout(env: gym.vector.VectorEnv, horizon: int, policy: Callable, seed: int | None = None,
+            between: Callable[[int], None] | None = None,
             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Run one fixed-horizon episode in every sub-env. Returns episode arrays and stats."""
+    """Run one fixed-horizon episode in every sub-env. Returns episode arrays and stats.
+
+    ``between(t)`` runs after the actions of step t are sent; with an AsyncVectorEnv the
+    environments step in their worker processes meanwhile, so the learner's updates and the
+    simulation overlap on separate cores.
+    """
+    overlap = isinstance(env, gym.vector.AsyncVectorEnv)
     obs, _ = env.reset(seed=seed)
     n = env.num_envs
     ep = {'obs': [], 'ag': [], 'g': [], 'actions': [], 'rewards': []}
     returns = np.zeros(n)
     info: dict = {}
-    for _ in range(horizon):
+    for t in range(horizon):
         action = policy(obs['observation'], obs['desired_goal'])
         ep['obs'].append(obs['observation'])
         ep['ag'].append(obs['achieved_goal'])
         ep['g'].append(obs['desired_goal'])
         ep['actions'].append(action)
-        obs, reward, _, _, info = env.step(action)
+        if overlap:
+            env.step_async(action)
+            if between is not None:
+                between(t)
+            obs, reward, _, _, info = env.step_wait()
+        else:
+            obs, reward, _, _, info = env.step(action)
+            if between is not None:
+                between(t)
         ep['rewards'].append(reward)
         returns += reward
     ep['obs'].append(obs['observation'])
@@ -160,13 +179,17 @@ class DDPGHerTrainer:
         self.out = Path(config.out_dir)
         torch.set_num_threads(config.torch_threads)
         self.rng = seed_everything(config.seed)
-        self.env = gym.vector.SyncVectorEnv(
-            [lambda: make_env(config.env_id) for _ in range(config.n_envs)])
         self.eval_env = gym.vector.SyncVectorEnv(
             [lambda: make_env(config.env_id) for _ in range(min(config.n_envs,
                                                                   config.n_eval_episodes))])
-        self.horizon = int(self.env.envs[0].spec.max_episode_steps)
-        self.agent = make_agent(config, self.env.envs[0])
+        env_fns = [partial(make_env, config.env_id) for _ in range(config.n_envs)]
+        if config.async_envs:
+            # spawn, not fork: the parent may already run torch/OpenMP or ROS threads.
+            self.env = gym.vector.AsyncVectorEnv(env_fns, context='spawn')
+        else:
+            self.env = gym.vector.SyncVectorEnv(env_fns)
+        self.horizon = int(self.eval_env.envs[0].spec.max_episode_steps)
+        self.agent = make_agent(config, self.eval_env.envs[0])
         self.buffer = EpisodeReplayBuffer(config.buffer_size, self.horizon, self.agent.obs_dim,
                                           self.agent.goal_dim, self.agent.act_dim,
                                           store_rewards=not config.her)
@@ -179,6 +202,7 @@ class DDPGHerTrainer:
         self.elapsed_s = 0.0
         self.history: list[dict[str, float]] = []
         self.first_reset = True
+        self.losses: dict[str, float] = {}
         # Hooks for a host such as the trainer node, called in the training thread: on_cycle()
         # after every collect/update cycle, on_epoch(row) after each epoch's checkpoint. Setting
         # ``stop`` ends training at the next cycle boundary (the epoch in progress is dropped,
@@ -236,13 +260,13 @@ class DDPGHerTrainer:
         m = self.agent.params.max_action
         return self.rng.uniform(-m, m, (obs.shape[0], self.agent.act_dim)).astype(np.float32)
 
-    def _collect(self, policy: Callable) -> None:
+    def _collect(self, policy: Callable, between: Callable[[int], None] | None = None) -> None:
         seed = None
         if self.first_reset:  # seed the env streams once; later resets continue them
             seed = [self.config.seed * 1000 + i + self.epoch * 100 for i in range(
                 self.config.n_envs)]
             self.first_reset = False
-        episodes, _ = rollout(self.env, self.horizon, policy, seed=seed)
+        episodes, _ = rollout(self.env, self.horizon, policy, seed=seed, between=between)
         self.buffer.store(episodes)
         self.env_steps += self.config.n_envs * self.horizon
         # Goals the learner sees are desired goals and (relabelled) achieved goals.
@@ -250,18 +274,31 @@ class DDPGHerTrainer:
         self.agent.goal_norm.update(episodes['g'])
         self.agent.goal_norm.update(episodes['ag'])
 
-    def _learn(self) -> dict[str, float]:
+    def _updates(self, count: int) -> None:
+        """``count`` gradient steps on replayed data (none while the buffer is empty)."""
         c = self.config
-        losses: dict[str, float] = {}
-        for i in range(c.n_batches):
+        for _ in range(count if self.buffer.n_episodes else 0):
             batch = self.sampler.sample(self.buffer.data, self.buffer.n_episodes,
                                         c.batch_size, self.rng)
-            losses = self.agent.update(batch)
-            if c.target_update_every and (i + 1) % c.target_update_every == 0:
+            self.losses = self.agent.update(batch)
+            if c.target_update_every and self.agent.n_updates % c.target_update_every == 0:
                 self.agent.update_targets()
+
+    def _cycle(self) -> None:
+        """Collect one episode per env while spreading ``n_batches`` updates over its steps.
+
+        The updates use the replay as it was before this episode (as with collect-then-update
+        they would see it one cycle later at most): off-policy learning does not mind, and it
+        lets the simulation run in parallel with the updates.
+        """
+        c = self.config
+
+        def between(t: int) -> None:
+            self._updates((t + 1) * c.n_batches // self.horizon - t * c.n_batches // self.horizon)
+
+        self._collect(self._explore, between)
         if not c.target_update_every:
             self.agent.update_targets()
-        return losses
 
     def deterministic_policy(self, obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
         return self.agent.act(obs, goal)
@@ -279,8 +316,7 @@ class DDPGHerTrainer:
                    and not self.stop.is_set()):
                 start = time.perf_counter()
                 for _ in range(c.n_cycles):
-                    self._collect(self._explore)
-                    losses = self._learn()
+                    self._cycle()
                     if self.on_cycle is not None:
                         self.on_cycle()
                     if self.stop.is_set():
@@ -294,7 +330,7 @@ class DDPGHerTrainer:
                 self.epoch += 1
                 row = {'epoch': self.epoch, 'env_steps': self.env_steps,
                        'wall_s': round(self.elapsed_s, 2), 'train_s': round(train_s, 2),
-                       **result, **losses}
+                       **result, **self.losses}
                 self.history.append(row)
                 self.save()
                 logger.log(row)
@@ -317,6 +353,7 @@ class DDPGHerTrainer:
                    'time_to': time_to_thresholds(self.history),
                    'config': to_dict(self.config), 'history': self.history}
         atomic_write_json(self.out / 'metrics.json', metrics)
+        self.env.close()  # worker processes of the training envs
         plot_curve(self.history, self.out / 'curve.png', title=self.config.env_id)
         return metrics
 

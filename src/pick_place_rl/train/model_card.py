@@ -52,18 +52,20 @@ def publish(run: Path, dest: Path, command: str, episodes: int = 100) -> dict:
 
 def render_card(card: dict) -> str:
     e = card['eval']
+    net = f"{card['config']['layers']}x{card['config']['hidden']}"
+    t05, t09 = (card['time_to_success_s'].get(k) for k in ('0.5', '0.9'))
     return f"""# {card['env_id']} actor (DDPG + HER)
 
 | | |
 |---|---|
 | task | `{card['env_id']}` (gymnasium-robotics) |
-| algorithm | {card['algorithm']}, actor/critic {card['config']['layers']}x{card['config']['hidden']} |
+| algorithm | {card['algorithm']}, actor/critic {net} |
 | training command | `{card['command']}` |
 | seed | {card['seed']} |
 | wall clock | {card['wall_clock_s'] / 60:.1f} min |
 | env steps | {card['env_steps']:,} ({card['epochs']} epochs) |
-| time to 0.5 / 0.9 success | {card['time_to_success_s'].get('0.5')} s / {card['time_to_success_s'].get('0.9')} s |
-| success, {e['episodes']} deterministic episodes (seeds {e['first_seed']}+i) | **{e['success_rate']:.2f}** |
+| time to 0.5 / 0.9 success | {t05} s / {t09} s |
+| success, {e['episodes']} episodes (seeds {e['first_seed']}+i) | **{e['success_rate']:.2f}** |
 
 Files: `actor.pt` (actor weights + observation/goal normalizers; load with
 `pick_place_rl.core.policy.GoalPolicy.from_checkpoint`), `curve.png` (evaluation success vs wall
