@@ -61,6 +61,10 @@ def test_fetch_lifecycle_trajectory_bad_input_and_reset(client: sc.DriverClient)
         client.send_trajectory(list(reversed(ARM)), [mid[::-1], target[::-1]], [0.4, 0.8])
         assert client.spin_until(lambda: np.abs(client.arm(ARM) - target).max() < 5e-3, 15), (
             f'joint_states did not converge: error {np.abs(client.arm(ARM) - target).max()}')
+        # Commands stop: after cmd_timeout the controller holds the measured position.
+        assert client.spin_until(
+            lambda: int(client.diag_values().get('command_timeouts', 0)) >= 1, 5)
+        assert np.abs(client.arm(ARM) - target).max() < 5e-3
 
         # Rule-breaking commands: each rejected and counted; the arm stays where it is.
         before = int(client.diag_values().get('rejected_commands', 0))
