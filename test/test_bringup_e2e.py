@@ -1,0 +1,57 @@
+"""End to end: ``pick-place-rl launch sim_robot`` brings up the MuJoCo Fetch driver and the policy
+node as separate processes, ``pick-place-rl goal`` sends goals over Fast DDS and gets their
+results from /pick_place/status, Ctrl-C takes everything down."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from test_bringup_launcher import _alive, Launched, ROOT
+from test_policy_node import actor_checkpoint
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+
+def goal(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, '-m', 'pick_place_rl.cli', 'goal', *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_launch_send_goals_and_stop(tmp_path: Path) -> None:
+    weights = actor_checkpoint(tmp_path / 'actor.pt')  # random actor: the loop, not the skill
+    run = Launched('sim_robot', f'weights:={weights}', '--no-clash-check')
+    try:
+        run.wait_for(r'\[policy_node\] .*loaded weights', 120)
+        # An episode: 50 actions at 25 Hz of simulated real time, then a result.
+        done = goal('1.30', '0.75', '0.50', '--json', '--wait-node', '60', '--timeout', '60')
+        assert done.returncode in (0, 1), done.stdout + done.stderr + run.text[-3000:]
+        final = json.loads(done.stdout.strip().splitlines()[-1])
+        assert final['result'] in ('success', 'failure'), final
+        assert final['goal'] == [1.3, 0.75, 0.5]
+        if final['result'] == 'failure':
+            assert final['step'] == final['max_steps'], 'a failure uses the whole episode'
+        assert final['distance'] is not None and final['wall_s'] > 1.0
+        # Outside the workspace: refused with a reason, exit code 2.
+        refused = goal('3.0', '0.75', '0.50')
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert 'rejected' in refused.stdout and 'outside the workspace' in refused.stdout
+        pids = run.pids()
+        assert set(pids) == {'sim_driver', 'policy_node'}
+        run.proc.send_signal(signal.SIGINT)
+        assert run.proc.wait(timeout=30) == 0, run.text[-3000:]
+        assert not any(_alive(p) for p in pids.values()), 'a node outlived the launcher'
+        assert 'crashed' not in run.text, run.text[-3000:]
+    finally:
+        run.close()
+
+
+def test_goal_without_policy_node_is_a_clear_error() -> None:
+    proc = goal('1.3', '0.75', '0.5', '--wait-node', '2')
+    assert proc.returncode == 3
+    assert 'no policy node listens on /pick_place/goal' in proc.stderr
