@@ -113,9 +113,9 @@ class TrainerNode(Node):
             trainer = DDPGHerTrainer(self.config)
             trainer.on_cycle = self._between_cycles
             trainer.on_epoch = self._after_epoch
+            self._trainer = trainer  # before reading _stop: request_stop() reads in reverse
             if self._stop.is_set():
                 trainer.stop.set()
-            self._trainer = trainer
             self._set_state('training', epoch=trainer.epoch, env_steps=trainer.env_steps)
             metrics = trainer.train()
             self._serve_saves()
@@ -185,7 +185,8 @@ class TrainerNode(Node):
 
     def _publish_progress(self) -> None:
         if self.context.ok():
-            self.progress_pub.publish(String(data=json.dumps(self._snapshot())))
+            text = json.dumps(_strict_json(self._snapshot()), default=_plain)
+            self.progress_pub.publish(String(data=text))
 
     def _publish_diagnostics(self) -> None:
         status = self._snapshot()
@@ -265,6 +266,17 @@ class TrainerNode(Node):
             if worker.is_alive() and threading.current_thread() is not worker:
                 worker.join(timeout=300.0)
         super().destroy_node()
+
+
+def _strict_json(status: dict) -> dict:
+    """NaN/inf (e.g. no success metric on Pendulum) become null: strict JSON for any reader."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v
+            for k, v in status.items()}
+
+
+def _plain(value):
+    """numpy scalars (and anything else) in a progress row as JSON-friendly values."""
+    return value.item() if hasattr(value, 'item') else str(value)
 
 
 def _text(value) -> str:
