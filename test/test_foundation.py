@@ -75,7 +75,7 @@ def test_every_console_script_resolves_to_main() -> None:
              '        ok = exc\n'
              '    if ok is not True:\n'
              '        bad.append(f"{target}: {ok!r}")\n'
-             'sys.exit("\\n".join(bad))\n')
+             'sys.exit("\\n".join(bad) or None)\n')
     proc = subprocess.run([sys.executable, '-c', probe, *scripts.values()], capture_output=True,
                           text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, f'console scripts without an importable main:\n{proc.stderr}'
