@@ -54,6 +54,7 @@ def test_fetch_lifecycle_trajectory_bad_input_and_reset(client: sc.DriverClient)
         img, info = client.images[-1], client.infos[-1]
         assert (img.width, img.height, img.encoding) == (320, 240, 'rgb8')
         assert client.depths[-1].encoding == '32FC1' and info.k[0] > 0
+        assert client.spin_until(lambda: client.camera_poses, 5), 'no camera pose'
 
         q0 = client.arm(ARM)
         target = q0 + np.array([0.3, -0.2, 0.2, -0.3, 0.2, 0.3, -0.2])

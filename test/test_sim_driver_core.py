@@ -87,3 +87,53 @@ def test_gripper_tracks_ik_targets_as_well_as_the_gym_mocap(core: DriverCore) ->
     assert ours < gym, f'servos {ours * 1000:.1f} mm vs mocap {gym * 1000:.1f} mm'
     core.step(ticks)
     assert np.linalg.norm(backend.grip_position() - kin.fk(q)) < 2e-3, 'did not settle'
+
+
+def _quat_matrix(q: np.ndarray) -> np.ndarray:
+    x, y, z, w = q
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+def _check_camera_geometry(image, point: np.ndarray, surface_below: float) -> None:
+    """``point`` projects into the image, and the depth there meets a surface just before it."""
+    rot = _quat_matrix(image.orientation)
+    p_cam = rot.T @ (point - image.position)
+    assert p_cam[2] > 0, 'point behind the camera'
+    u = image.fx * p_cam[0] / p_cam[2] + image.cx
+    v = image.fy * p_cam[1] / p_cam[2] + image.cy
+    h, w = image.depth.shape
+    assert 0 <= u < w and 0 <= v < h, f'point projects outside the image: {(u, v)}'
+    depth = float(image.depth[int(v), int(u)])
+    assert p_cam[2] - surface_below < depth <= p_cam[2] + 1e-3, (depth, p_cam[2])
+
+
+def test_fetch_camera_intrinsics_pose_and_depth_agree(core: DriverCore) -> None:
+    core.reset(seed=5)
+    backend: FetchBackend = core.backend
+    image = backend.render(320, 240)
+    assert image.rgb.shape == (240, 320, 3) and image.depth.dtype == np.float32
+    # The block (5 cm cube): the depth ray to its centre meets its surface within 4.5 cm.
+    _check_camera_geometry(image, backend.object_pose()[0], 0.045)
+
+
+def test_kuka_camera_intrinsics_pose_and_depth_agree() -> None:
+    from pick_place_rl.sim.kuka_backend import KukaBackend
+    backend = KukaBackend(num_objects=1)
+    try:
+        image = backend.render(160, 120)
+        # The first object rests in the tray; its surface lies within ~8 cm of its origin.
+        _check_camera_geometry(image, backend.object_pose()[0], 0.08)
+    finally:
+        backend.close()
+
+
+def test_fetch_spawn_moves_object_and_goal_not_arm(core: DriverCore) -> None:
+    info0 = core.reset(seed=1)
+    q = core.backend.arm_positions()
+    info1 = core.backend.spawn_objects(seed=2)
+    np.testing.assert_array_equal(core.backend.arm_positions(), q)
+    assert np.linalg.norm(info1.object_position - info0.object_position) > 1e-3
+    assert np.linalg.norm(info1.goal - info0.goal) > 1e-3

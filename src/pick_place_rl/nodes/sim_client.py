@@ -66,7 +66,7 @@ def stop_driver(proc: subprocess.Popen) -> str:
 
 #: Driver output topics a client can collect.
 OUTPUTS = ('/joint_states', '/pick_place/object_pose', '/pick_place/sim_goal', '/diagnostics',
-           '/camera/image_raw', '/camera/depth/image_raw', '/camera/camera_info')
+           '/camera/image_raw', '/camera/depth/image_raw', '/camera/camera_info', '/camera/pose')
 
 
 class DriverClient:
@@ -86,6 +86,7 @@ class DriverClient:
         self.images: list[Image] = []
         self.depths: list[Image] = []
         self.infos: list[CameraInfo] = []
+        self.camera_poses: list[PoseStamped] = []
         n = self.node
         subs = {
             '/joint_states': (JointState, self.joint_states, reliable),
@@ -95,6 +96,7 @@ class DriverClient:
             '/camera/image_raw': (Image, self.images, reliable),
             '/camera/depth/image_raw': (Image, self.depths, reliable),
             '/camera/camera_info': (CameraInfo, self.infos, reliable),
+            '/camera/pose': (PoseStamped, self.camera_poses, reliable),
         }
         for topic in (OUTPUTS if topics is None else topics):
             msg_type, store, qos = subs[topic]

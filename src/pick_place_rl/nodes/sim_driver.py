@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import json
+import os
 import time
 from typing import Any
 
@@ -216,9 +217,10 @@ class SimDriverNode(LifecycleNode):
         self._rgb_pub = pub(Image, f'{ns}/image_raw', cam)
         self._depth_pub = pub(Image, f'{ns}/depth/image_raw', cam)
         self._info_pub = pub(CameraInfo, f'{ns}/camera_info', cam)
+        self._cam_pose_pub = pub(PoseStamped, f'{ns}/pose', reliable)
         self._entities = [
             self._js_pub, self._clock_pub, self._obj_pub, self._goal_pub, self._diag_pub,
-            self._rgb_pub, self._depth_pub, self._info_pub,
+            self._rgb_pub, self._depth_pub, self._info_pub, self._cam_pose_pub,
             self.create_subscription(JointTrajectory, c.trajectory_topic, self._on_trajectory,
                                      reliable),
             self.create_subscription(Float64MultiArray, c.gripper_topic, self._on_gripper,
@@ -330,7 +332,11 @@ class SimDriverNode(LifecycleNode):
                 return
             if wait < -0.5:  # far behind (a stall): do not fast-forward to catch up
                 self._restart_pacing()
-            self._advance(1)
+            # Behind schedule there is no idle time to serve callbacks in: serve them anyway,
+            # once per tick, or commands and services would starve on a busy machine.
+            executor.spin_once(timeout_sec=0.0)
+            if self.core is not None and self._active:
+                self._advance(1)
         elif mode == 'fast':
             # An rclpy wait costs 0.2-2 ms (more on a loaded machine), several physics steps:
             # serve callbacks every FAST_SPIN_INTERVAL of wall time, not every step.
@@ -386,14 +392,7 @@ class SimDriverNode(LifecycleNode):
         if core is None:
             return
         stamp = _stamp(core.time)
-        pos, orn = core.backend.object_pose()
-        pose = PoseStamped()
-        pose.header.stamp = stamp
-        pose.header.frame_id = self.config.world_frame
-        (pose.pose.position.x, pose.pose.position.y, pose.pose.position.z) = map(float, pos)
-        (pose.pose.orientation.x, pose.pose.orientation.y, pose.pose.orientation.z,
-         pose.pose.orientation.w) = map(float, orn)
-        self._obj_pub.publish(pose)
+        self._obj_pub.publish(self._pose(stamp, *core.backend.object_pose()))
         q, v, e = core.backend.joint_state()
         msg = self._js_msg
         msg.header.stamp = stamp
@@ -404,6 +403,15 @@ class SimDriverNode(LifecycleNode):
         self._published['joint_states'] += 1
         if camera and self.config.camera_rate > 0:
             self._publish_camera()
+
+    def _pose(self, stamp: Time, position: np.ndarray, xyzw: np.ndarray) -> PoseStamped:
+        pose = PoseStamped()
+        pose.header.stamp = stamp
+        pose.header.frame_id = self.config.world_frame
+        (pose.pose.position.x, pose.pose.position.y, pose.pose.position.z) = map(float, position)
+        (pose.pose.orientation.x, pose.pose.orientation.y, pose.pose.orientation.z,
+         pose.pose.orientation.w) = map(float, xyzw)
+        return pose
 
     def _publish_goal(self) -> None:
         goal = np.asarray(self.core.backend.goal(), dtype=float)
@@ -432,9 +440,11 @@ class SimDriverNode(LifecycleNode):
         info.k = [image.fx, 0.0, image.cx, 0.0, image.fy, image.cy, 0.0, 0.0, 1.0]
         info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
         info.p = [image.fx, 0.0, image.cx, 0.0, 0.0, image.fy, image.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+        pose = self._pose(stamp, image.position, image.orientation)
         self._rgb_pub.publish(rgb)
         self._depth_pub.publish(depth)
         self._info_pub.publish(info)
+        self._cam_pose_pub.publish(pose)
         self._published['camera'] += 1
 
     def _publish_diagnostics(self) -> None:
@@ -491,6 +501,7 @@ def declare_config_values(node: SimDriverNode) -> SimDriverConfig:
 
 
 def main(args: list[str] | None = None) -> int:
+    os.environ.setdefault('MUJOCO_GL', 'egl')   # headless offscreen rendering by default
     rclpy.init(args=args)
     node = None
     try:

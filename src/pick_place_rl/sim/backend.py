@@ -27,7 +27,12 @@ from pick_place_rl.robot.trajectory import (
 
 @dataclass(frozen=True)
 class CameraImage:
-    """One camera frame: RGB (h, w, 3) uint8, depth (h, w) float32 metres, pinhole intrinsics."""
+    """One camera frame: RGB (h, w, 3) uint8, depth (h, w) float32, pinhole intrinsics, pose.
+
+    Depth is metres along the optical axis. ``position`` and ``orientation`` (x, y, z, w) place
+    the optical frame in the world with the ROS convention (z forward, x right, y down), so a
+    pixel (u, v) at depth d is ``position + R @ [(u - cx) d / fx, (v - cy) d / fy, d]``.
+    """
     rgb: np.ndarray
     depth: np.ndarray
     fx: float
@@ -35,6 +40,26 @@ class CameraImage:
     cx: float
     cy: float
     frame_id: str
+    position: np.ndarray
+    orientation: np.ndarray
+
+
+#: From an OpenGL-style camera frame (looks along -z, y up) to the ROS optical frame.
+GL_TO_OPTICAL = np.diag([1.0, -1.0, -1.0])
+
+
+def quat_xyzw(rot: np.ndarray) -> np.ndarray:
+    """Unit quaternion (x, y, z, w) of a rotation matrix (w >= 0)."""
+    r = np.asarray(rot, dtype=float)
+    w = 0.5 * np.sqrt(max(0.0, 1.0 + r[0, 0] + r[1, 1] + r[2, 2]))
+    x = 0.5 * np.sqrt(max(0.0, 1.0 + r[0, 0] - r[1, 1] - r[2, 2]))
+    y = 0.5 * np.sqrt(max(0.0, 1.0 - r[0, 0] + r[1, 1] - r[2, 2]))
+    z = 0.5 * np.sqrt(max(0.0, 1.0 - r[0, 0] - r[1, 1] + r[2, 2]))
+    x = np.copysign(x, r[2, 1] - r[1, 2])
+    y = np.copysign(y, r[0, 2] - r[2, 0])
+    z = np.copysign(z, r[1, 0] - r[0, 1])
+    q = np.array([x, y, z, w])
+    return q / np.linalg.norm(q)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import mujoco
 import numpy as np
 
 from pick_place_rl.sim import fetch_model
-from pick_place_rl.sim.backend import CameraImage, EpisodeInfo
+from pick_place_rl.sim.backend import CameraImage, EpisodeInfo, GL_TO_OPTICAL, quat_xyzw
 from pick_place_rl.sim.fetch_task import FetchTaskSampler
 
 #: Joints reported besides arm and gripper (the torso and head of the Fetch).
@@ -184,9 +184,12 @@ class FetchBackend:
         r.enable_depth_rendering()
         depth = r.render().astype(np.float32)
         r.disable_depth_rendering()
-        fovy = np.deg2rad(self.model.cam_fovy[self.model.camera(self.camera).id])
+        cam = self.model.camera(self.camera).id
+        fovy = np.deg2rad(self.model.cam_fovy[cam])
         f = 0.5 * height / np.tan(0.5 * fovy)
-        return CameraImage(rgb, depth, f, f, 0.5 * width, 0.5 * height, self.camera)
+        rot = self.data.cam_xmat[cam].reshape(3, 3) @ GL_TO_OPTICAL
+        return CameraImage(rgb, depth, f, f, 0.5 * width, 0.5 * height, self.camera,
+                           self.data.cam_xpos[cam].copy(), quat_xyzw(rot))
 
     def close(self) -> None:
         if self._renderer is not None:

@@ -15,7 +15,7 @@ import numpy as np
 import pybullet as pb
 
 from pick_place_rl.sim import kuka_scene
-from pick_place_rl.sim.backend import CameraImage, EpisodeInfo
+from pick_place_rl.sim.backend import CameraImage, EpisodeInfo, GL_TO_OPTICAL, quat_xyzw
 
 #: The classic KUKA diverse-object camera (look-at, distance, yaw, pitch, vertical fov).
 DEFAULT_CAMERA = kuka_scene.Camera.from_yaw_pitch((0.23, 0.2, 0.54), 1.0, 245.0, -56.0, 20.0)
@@ -134,7 +134,11 @@ class KukaBackend:
     def render(self, width: int, height: int) -> CameraImage:
         rgb, depth = self.scene.render(self.camera, width, height, depth=True)
         f = 0.5 * height / np.tan(np.deg2rad(self.camera.fov_deg) / 2)
-        return CameraImage(rgb, depth, f, f, 0.5 * width, 0.5 * height, 'camera')
+        view, _ = self.camera.matrices(width, height)
+        cam_to_world = np.linalg.inv(np.asarray(view).reshape(4, 4).T)  # column-major
+        rot = cam_to_world[:3, :3] @ GL_TO_OPTICAL
+        return CameraImage(rgb, depth, f, f, 0.5 * width, 0.5 * height, 'camera',
+                           cam_to_world[:3, 3].copy(), quat_xyzw(rot))
 
     def close(self) -> None:
         if self.client is not None and pb.isConnected(self.client):
