@@ -18,17 +18,19 @@ import pytest
 
 NAMES = ['joint_b', 'joint_a', 'joint_c']  # deliberately not sorted: map by name, not order
 POSITIONS = [0.5, -1.25, 2.0]
-TOPIC = '/joint_states'
+#: joint_states under a per-run name: a listener on another domain must hear nothing even if a
+#: concurrent session happens to use that domain for its own /joint_states.
+TOPIC = f'/foundation_{os.getpid()}/joint_states'
 
 
-def talker(seconds: float) -> int:
+def talker(seconds: float, topic: str) -> int:
     """Publish JointState at 20 Hz for ``seconds`` (like joint_state_broadcaster)."""
     import rclpy
     from sensor_msgs.msg import JointState
 
     rclpy.init()
     node = rclpy.create_node('foundation_talker')
-    pub = node.create_publisher(JointState, TOPIC, 10)
+    pub = node.create_publisher(JointState, topic, 10)
     count = 0
 
     def publish() -> None:
@@ -51,7 +53,7 @@ def talker(seconds: float) -> int:
     return 0
 
 
-def listener(seconds: float) -> int:
+def listener(seconds: float, topic: str) -> int:
     """Wait up to ``seconds`` for one JointState; print it as JSON keyed by joint name."""
     import rclpy
     from sensor_msgs.msg import JointState
@@ -64,7 +66,7 @@ def listener(seconds: float) -> int:
         if not got:
             got.update(dict(zip(msg.name, msg.position)))
 
-    node.create_subscription(JointState, TOPIC, on_msg, 10)
+    node.create_subscription(JointState, topic, on_msg, 10)
     end = time.monotonic() + seconds
     while not got and time.monotonic() < end:
         rclpy.spin_once(node, timeout_sec=0.05)
@@ -75,7 +77,7 @@ def listener(seconds: float) -> int:
 
 
 def _start(role: str, seconds: float, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, __file__, role, str(seconds)],
+    return subprocess.Popen([sys.executable, __file__, role, str(seconds), TOPIC],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env, stdin=subprocess.DEVNULL)
 
@@ -106,4 +108,4 @@ def test_joint_state_crosses_processes_and_stays_in_its_domain() -> None:
 
 if __name__ == '__main__':
     roles = {'talker': talker, 'listener': listener}
-    sys.exit(roles[sys.argv[1]](float(sys.argv[2])))
+    sys.exit(roles[sys.argv[1]](float(sys.argv[2]), sys.argv[3]))
