@@ -16,10 +16,11 @@ pybullet_data's iiwa URDF (``lbr_iiwa_joint_1..7``), the file the kinematics lay
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 import functools
 import math
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pybullet as pb
@@ -84,7 +85,7 @@ class Camera:
 
     @staticmethod
     def from_yaw_pitch(target: Sequence[float], distance: float, yaw: float, pitch: float,
-                       fov_deg: float = 20.0) -> 'Camera':
+                       fov_deg: float = 20.0) -> Camera:
         """Orbit camera as in pybullet's ``computeViewMatrixFromYawPitchRoll`` (z up)."""
         view = pb.computeViewMatrixFromYawPitchRoll(list(target), distance, yaw, pitch, 0.0, 2)
         cam_to_world = np.linalg.inv(np.asarray(view).reshape(4, 4).T)
@@ -113,9 +114,11 @@ class SceneConfig:
     workspace_high: tuple[float, float] = (0.70, 0.15)
     drop_height: float = 0.15
     arm_force: float = 200.0
-    arm_max_velocity: float = 0.35 * 10.0
-    finger_force: float = 2.0
-    finger_tip_force: float = 2.0
+    #: joint speed cap (rad/s): slow enough that a descending gripper does not bat objects
+    arm_max_velocity: float = 1.0
+    #: finger closing force (N); the classic model's 2 N lets most objects slip out on the lift
+    finger_force: float = 10.0
+    finger_tip_force: float = 10.0
     #: the lift test of the classic task: an object counts as lifted above this world height
     lift_height: float = 0.2
 
@@ -223,14 +226,15 @@ class KukaScene:
         return np.array([list(pos) + list(orn) for pos, orn in poses]).reshape(-1, 7)
 
     # ---- commands -----------------------------------------------------------------------
-    def set_arm_targets(self, q: Sequence[float]) -> None:
+    def set_arm_targets(self, q: Sequence[float], max_velocity: float | None = None) -> None:
         """Joint position targets of the arm (POSITION_CONTROL, like a ros2_control robot)."""
         c = self.config
-        n = len(_ARM_SDF_INDICES)
-        self.p.setJointMotorControlArray(
-            self.robot, list(_ARM_SDF_INDICES), pb.POSITION_CONTROL, targetPositions=list(q),
-            targetVelocities=[0.0] * n, forces=[c.arm_force] * n,
-            positionGains=[0.3] * n, velocityGains=[1.0] * n)
+        speed = c.arm_max_velocity if max_velocity is None else max_velocity
+        for j, target in zip(_ARM_SDF_INDICES, q):
+            self.p.setJointMotorControl2(
+                self.robot, j, pb.POSITION_CONTROL, targetPosition=float(target),
+                targetVelocity=0.0, force=c.arm_force, maxVelocity=speed,
+                positionGain=0.3, velocityGain=1.0)
 
     def set_gripper(self, opening: float, yaw: float = 0.0) -> None:
         """Finger opening (rad, :data:`FINGER_CLOSED`..:data:`FINGER_OPEN`) and gripper yaw."""
@@ -254,9 +258,10 @@ class KukaScene:
             restPoses=list(HOME_ARM), maxNumIterations=50)
         return np.array(q[:7])
 
-    def move_ee(self, position: Sequence[float], yaw: float, opening: float) -> None:
+    def move_ee(self, position: Sequence[float], yaw: float, opening: float,
+                max_velocity: float | None = None) -> None:
         """Flange target by IK plus gripper command; the motion happens in :meth:`step`."""
-        self.set_arm_targets(self.ik(position))
+        self.set_arm_targets(self.ik(position), max_velocity)
         self.set_gripper(opening, yaw)
 
     def step(self, n: int = 1) -> None:

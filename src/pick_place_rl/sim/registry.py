@@ -16,6 +16,14 @@ def register_all() -> None:
         return
     import gymnasium_robotics
     gym.register_envs(gymnasium_robotics)
+    # This package's grasping tasks (PyBullet) and the DQN reacher; the env's own step limit
+    # ends episodes, so no TimeLimit wrapper is added.
+    for env_id, entry in (
+            ('KukaDiverseGrasp-v0', 'pick_place_rl.sim.kuka_grasp_env:KukaDiverseGraspEnv'),
+            ('KukaPixelGrasp-v0', 'pick_place_rl.sim.kuka_grasp_env:KukaPixelGraspEnv'),
+            ('JointReacher-v0', 'pick_place_rl.sim.reacher_env:JointReacherEnv')):
+        if env_id not in gym.registry:
+            gym.register(env_id, entry_point=entry)
     _REGISTERED = True
 
 

@@ -1,0 +1,178 @@
+"""DQN: transition replay, epsilon schedule, Double DQN targets, Huber loss, target network.
+
+Mnih et al. 2015 (replay + target network), van Hasselt et al. 2016 (Double DQN: the online
+net picks the next action, the target net values it). Terminal transitions (``done`` = the
+episode *terminated*, not truncated by a time limit) do not bootstrap.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+class DQNBatch(NamedTuple):
+    obs: torch.Tensor
+    actions: torch.Tensor       # int64 (B,)
+    rewards: torch.Tensor       # float32 (B,)
+    next_obs: torch.Tensor
+    dones: torch.Tensor         # float32 (B,), 1 = terminated (no bootstrap)
+
+
+class TransitionReplay:
+    """Ring buffer of (obs, action, reward, next_obs, done); observations keep their dtype
+    (uint8 images stay uint8, 4x smaller than float)."""
+
+    def __init__(self, capacity: int, obs_shape: tuple[int, ...], obs_dtype=np.float32) -> None:
+        if capacity < 1:
+            raise ValueError(f'replay capacity must be >= 1, got {capacity}')
+        self.capacity = capacity
+        self.obs = np.zeros((capacity, *obs_shape), obs_dtype)
+        self.next_obs = np.zeros((capacity, *obs_shape), obs_dtype)
+        self.actions = np.zeros(capacity, np.int64)
+        self.rewards = np.zeros(capacity, np.float32)
+        self.dones = np.zeros(capacity, np.float32)
+        self.pos = 0
+        self.size = 0
+
+    def add(self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray,
+            done: bool) -> None:
+        i = self.pos
+        self.obs[i], self.next_obs[i] = obs, next_obs
+        self.actions[i], self.rewards[i], self.dones[i] = action, reward, float(done)
+        self.pos = (self.pos + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> DQNBatch:
+        if self.size == 0:
+            raise ValueError('cannot sample from an empty replay buffer')
+        idx = rng.integers(0, self.size, batch_size)
+        return DQNBatch(torch.from_numpy(self.obs[idx]), torch.from_numpy(self.actions[idx]),
+                        torch.from_numpy(self.rewards[idx]), torch.from_numpy(self.next_obs[idx]),
+                        torch.from_numpy(self.dones[idx]))
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        n = self.size
+        return {'obs': self.obs[:n], 'next_obs': self.next_obs[:n],
+                'actions': self.actions[:n], 'rewards': self.rewards[:n],
+                'dones': self.dones[:n], 'pos': np.array(self.pos)}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        n = len(state['actions'])
+        if n > self.capacity or state['obs'].shape[1:] != self.obs.shape[1:]:
+            raise ValueError(f'replay snapshot of {n} x {state["obs"].shape[1:]} does not fit '
+                             f'{self.capacity} x {self.obs.shape[1:]}')
+        for key in ('obs', 'next_obs', 'actions', 'rewards', 'dones'):
+            getattr(self, key)[:n] = state[key]
+        self.size = n
+        self.pos = int(state['pos']) % self.capacity
+
+
+@dataclass(frozen=True)
+class LinearSchedule:
+    """``start`` -> ``end`` linearly over ``duration`` steps, then ``end``."""
+
+    start: float
+    end: float
+    duration: int
+
+    def __call__(self, t: int) -> float:
+        if self.duration <= 0:
+            return self.end
+        frac = min(max(t / self.duration, 0.0), 1.0)
+        return self.start + frac * (self.end - self.start)
+
+
+def td_targets(q_next_online: torch.Tensor, q_next_target: torch.Tensor,
+               rewards: torch.Tensor, dones: torch.Tensor, gamma: float,
+               double: bool = True) -> torch.Tensor:
+    """One-step targets ``r + gamma * (1 - done) * Q_target(s', a')``.
+
+    Double DQN: ``a' = argmax Q_online(s', .)``; plain DQN: ``a' = argmax Q_target(s', .)``.
+    """
+    if double:
+        best = q_next_online.argmax(dim=1, keepdim=True)
+    else:
+        best = q_next_target.argmax(dim=1, keepdim=True)
+    bootstrap = q_next_target.gather(1, best).squeeze(1)
+    return rewards + gamma * (1.0 - dones) * bootstrap
+
+
+@dataclass(frozen=True)
+class DQNParams:
+    lr: float = 1e-3
+    gamma: float = 0.9
+    double: bool = True
+    huber_delta: float = 1.0
+    grad_clip: float = 10.0
+    #: weight on the online net in the soft target update; 1.0 = hard copy
+    tau: float = 1.0
+
+
+class DQNAgent:
+    """Online and target Q-networks (any ``nn.Module`` mapping obs -> (B, n_actions))."""
+
+    def __init__(self, net: nn.Module, params: DQNParams = DQNParams()) -> None:
+        self.params = params
+        self.online = net
+        self.target = copy.deepcopy(net).requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.online.parameters(), lr=params.lr)
+        self.updates = 0
+
+    @torch.no_grad()
+    def q_values(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values of a batch of observations (numpy in, numpy out)."""
+        self.online.eval()
+        q = self.online(torch.as_tensor(obs))
+        self.online.train()
+        return q.numpy()
+
+    def act(self, obs: np.ndarray, epsilon: float = 0.0,
+            rng: np.random.Generator | None = None) -> int:
+        """Epsilon-greedy action for one observation."""
+        if epsilon > 0.0 and rng is not None and rng.random() < epsilon:
+            return int(rng.integers(self.online.n_actions))
+        return int(self.q_values(obs[None])[0].argmax())
+
+    def update(self, batch: DQNBatch) -> dict[str, float]:
+        p = self.params
+        q = self.online(batch.obs).gather(1, batch.actions[:, None]).squeeze(1)
+        with torch.no_grad():
+            if p.gamma > 0.0:
+                next_target = self.target(batch.next_obs)
+                next_online = self.online(batch.next_obs) if p.double else next_target
+                y = td_targets(next_online, next_target, batch.rewards, batch.dones, p.gamma,
+                               p.double)
+            else:  # one-step (bandit) targets: no next-state pass needed
+                y = batch.rewards
+        loss = F.huber_loss(q, y, delta=p.huber_delta)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if p.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.online.parameters(), p.grad_clip)
+        self.optimizer.step()
+        self.updates += 1
+        return {'loss': loss.item(), 'q_mean': q.detach().mean().item()}
+
+    @torch.no_grad()
+    def update_target(self) -> None:
+        tau = self.params.tau
+        for t, o in zip(self.target.parameters(), self.online.parameters()):
+            t.mul_(1.0 - tau).add_(o, alpha=tau)
+        for t, o in zip(self.target.buffers(), self.online.buffers()):
+            t.copy_(o)
+
+    def state_dict(self) -> dict:
+        return {'online': self.online.state_dict(), 'target': self.target.state_dict(),
+                'optimizer': self.optimizer.state_dict(), 'updates': self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.online.load_state_dict(state['online'])
+        self.target.load_state_dict(state['target'])
+        self.optimizer.load_state_dict(state['optimizer'])
+        self.updates = int(state['updates'])

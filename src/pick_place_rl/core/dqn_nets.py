@@ -1,0 +1,102 @@
+"""Q-networks of the DQN tasks, and the checkpoint kind string of each.
+
+The kind string is stored in every checkpoint; loading a file of one network as another raises
+:class:`~pick_place_rl.core.checkpoint.CheckpointError` instead of a shape error deep in torch.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+KIND_CONV = 'dqn_grasp_conv'
+KIND_QMAP = 'dqn_grasp_qmap'
+KIND_MLP = 'dqn_reacher_mlp'
+KINDS = (KIND_CONV, KIND_QMAP, KIND_MLP)
+
+
+class ConvQNet(nn.Module):
+    """The classic grasping Q-net: uint8 RGB (B, H, W, 3) -> Q of the discrete moves.
+
+    Three strided convolutions and a 256-unit layer: small enough for thousands of updates per
+    minute on one CPU core at 48x48.
+    """
+
+    def __init__(self, image_size: int = 48, n_actions: int = 7, width: int = 32) -> None:
+        super().__init__()
+        self.image_size, self.n_actions = image_size, n_actions
+        self.features = nn.Sequential(
+            nn.Conv2d(3, width, 5, stride=2, padding=2), nn.ReLU(),
+            nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Flatten())
+        with torch.no_grad():
+            n = self.features(torch.zeros(1, 3, image_size, image_size)).shape[1]
+        self.head = nn.Sequential(nn.Linear(n, 256), nn.ReLU(), nn.Linear(256, n_actions))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        x = obs.permute(0, 3, 1, 2).float() / 255.0
+        return self.head(self.features(x))
+
+
+def _block(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(),
+                         nn.Conv2d(c_out, c_out, 3, padding=1), nn.ReLU())
+
+
+class QMapNet(nn.Module):
+    """Small U-Net: (B, C, S, S) image -> (B, n_yaw * S * S) Q-map, one value per grasp.
+
+    Output index ``(yaw_bin * S + row) * S + col`` (the pixel env's action index). A fully
+    convolutional net shares weights over pixels, so one attempt teaches every position
+    (translation equivariance), which is what makes pixel-wise grasping learn from few attempts.
+    """
+
+    def __init__(self, image_size: int = 32, in_channels: int = 4, n_yaw: int = 4,
+                 width: int = 16) -> None:
+        super().__init__()
+        if image_size % 4:
+            raise ValueError(f'QMapNet image_size must be a multiple of 4, got {image_size}')
+        self.image_size, self.n_yaw = image_size, n_yaw
+        self.n_actions = n_yaw * image_size * image_size
+        self.enc1 = _block(in_channels, width)
+        self.enc2 = _block(width, 2 * width)
+        self.mid = _block(2 * width, 4 * width)
+        self.dec2 = _block(4 * width + 2 * width, 2 * width)
+        self.dec1 = _block(2 * width + width, width)
+        self.head = nn.Conv2d(width, n_yaw, 1)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        x = obs.float()
+        e1 = self.enc1(x)
+        e2 = self.enc2(F.max_pool2d(e1, 2))
+        m = self.mid(F.max_pool2d(e2, 2))
+        d2 = self.dec2(torch.cat([F.interpolate(m, scale_factor=2.0), e2], 1))
+        d1 = self.dec1(torch.cat([F.interpolate(d2, scale_factor=2.0), e1], 1))
+        return self.head(d1).flatten(1)
+
+
+class MLPQNet(nn.Module):
+    """Vector observation -> Q of discrete actions (the joint-space reacher)."""
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.obs_dim, self.n_actions = obs_dim, n_actions
+        self.net = nn.Sequential(nn.Linear(obs_dim, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, n_actions))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs.float())
+
+
+def build_net(kind: str, spec: dict) -> nn.Module:
+    """Network of ``kind`` from the shapes in a checkpoint's ``spec``."""
+    if kind == KIND_CONV:
+        return ConvQNet(spec['image_size'], spec['n_actions'], spec.get('width', 32))
+    if kind == KIND_QMAP:
+        return QMapNet(spec['image_size'], spec['in_channels'], spec['n_yaw'],
+                       spec.get('width', 16))
+    if kind == KIND_MLP:
+        return MLPQNet(spec['obs_dim'], spec['n_actions'], spec.get('hidden', 128))
+    raise ValueError(f'unknown DQN network kind {kind!r}; choose from {KINDS}')

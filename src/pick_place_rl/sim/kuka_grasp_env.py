@@ -1,0 +1,281 @@
+"""Gymnasium grasping tasks on the PyBullet KUKA scene (no dependency on the old ``gym``).
+
+Two formulations of the same problem, picking objects out of a tray:
+
+* :class:`KukaDiverseGraspEnv` -- the classic diverse-object MDP: a 48x48 RGB frame from an
+  oblique camera, 7 discrete actions (no-op, -x, +x, -y, +y, -yaw, +yaw); the gripper descends a
+  fixed height every step and closes and lifts on its own once it is near the tray, so an
+  episode is at most ``max_steps`` steps and ends with exactly one grasp attempt. Reward 1 when
+  an object ends above ``lift_height`` (0.2 m world), else 0.
+* :class:`KukaPixelGraspEnv` -- top-down grasping with a pixel-wise action space: the
+  observation is an overhead RGB + height image of the workspace, an action is one pixel and a
+  yaw bin, executed as a grasp primitive (IK to above the pixel's surface point, descend, close,
+  lift). Reward 1 per lifted object, which is then removed; the episode ends when the tray is
+  empty or after ``max_attempts`` attempts.
+
+Both take ``split`` ('train' or 'test', the classic 90/10 split of pybullet_data's 1000 objects)
+and draw everything random from the env's seeded ``np_random``: the same seed gives the same
+episode.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+import math
+
+import gymnasium as gym
+import numpy as np
+
+from pick_place_rl.sim.kuka_scene import (
+    Camera,
+    connect,
+    FINGER_CLOSED,
+    FINGER_OPEN,
+    HOME_ARM,
+    KukaScene,
+    object_indices,
+)
+
+#: (dx, dy, dyaw) per discrete action of the classic task, in units of (xy_step, yaw_step).
+DIVERSE_ACTIONS = ((0, 0, 0), (-1, 0, 0), (1, 0, 0), (0, -1, 0), (0, 1, 0), (0, 0, -1),
+                   (0, 0, 1))
+#: A pose that swings the arm out of the overhead camera's view.
+PARK_ARM = (1.6, 0.0, -0.011401, -1.589317, 0.005379, 1.137684, -0.006539)
+
+
+@dataclass(frozen=True)
+class DiverseGraspConfig:
+    """Parameters of :class:`KukaDiverseGraspEnv` (lengths in m, angles in rad)."""
+
+    split: str = 'train'
+    n_objects: int = 5
+    max_steps: int = 8
+    image_size: int = 48
+    xy_step: float = 0.06
+    yaw_step: float = 0.25
+    #: flange height at the start and the descent per step; the grasp triggers once the
+    #: commanded flange height is at or below ``grasp_height``
+    start_height: float = 0.40
+    descent: float = 0.05
+    grasp_height: float = 0.07
+    substeps: int = 40
+    close_steps: int = 80
+    lift_steps: int = 150
+    lift_to: float = 0.55
+
+
+@dataclass(frozen=True)
+class PixelGraspConfig:
+    """Parameters of :class:`KukaPixelGraspEnv`."""
+
+    split: str = 'train'
+    n_objects: int = 5
+    max_attempts: int = 8
+    image_size: int = 32
+    n_yaw: int = 4
+    #: half-width (m) of the square the overhead image covers, around the workspace centre
+    half_extent: float = 0.17
+    camera_height: float = 1.2
+    #: how far below the surface point under the pixel the fingertips go
+    grasp_depth: float = 0.04
+    approach_height: float = 0.12
+    descend_steps: int = 60
+    close_steps: int = 60
+    lift_steps: int = 120
+    lift_to: float = 0.55
+
+
+def _check_split(split: str) -> None:
+    object_indices(split)  # raises UnknownObjectSetError with the valid choices
+
+
+class _KukaEnvBase(gym.Env):
+    metadata = {'render_modes': ['rgb_array']}
+
+    def __init__(self, split: str, n_objects: int) -> None:
+        _check_split(split)
+        self.client = connect()
+        self.scene = KukaScene(self.client)
+        self.split = split
+        self.n_objects = n_objects
+        # Flange-to-fingertip offset with the fingers open (a fixed property of the gripper).
+        self.tip_offset = float(self.scene.ee_pose()[0][2] - self.scene.fingertip_z())
+
+    def _rng(self) -> np.random.Generator:
+        return self.np_random
+
+    def _grasp_and_lift(self, xy: np.ndarray, yaw: float, close_steps: int, lift_steps: int,
+                        lift_to: float) -> list[int]:
+        """Close at the current height, lift straight up; objects above lift height."""
+        s = self.scene
+        flange = s.ee_pose()[0]
+        s.move_ee([xy[0], xy[1], flange[2]], yaw, FINGER_CLOSED)
+        s.step(close_steps)
+        s.move_ee([xy[0], xy[1], lift_to], yaw, FINGER_CLOSED, max_velocity=3.0)
+        s.step(lift_steps)
+        return s.lifted()
+
+    def close(self) -> None:
+        import pybullet as pb
+        if self.client is not None and pb.isConnected(self.client):
+            pb.disconnect(self.client)
+        self.client = None
+
+
+class KukaDiverseGraspEnv(_KukaEnvBase):
+    """Classic diverse-object grasping: 48x48 RGB in, 7 discrete moves, reward 1 on lift.
+
+    Observation: uint8 (H, W, 3) from the oblique camera of the classic task. ``info``:
+    ``is_success`` (after the grasp attempt), ``objects`` (random_urdfs indices in the tray).
+    """
+
+    def __init__(self, config: DiverseGraspConfig = DiverseGraspConfig(), **overrides) -> None:
+        config = DiverseGraspConfig(**{**config.__dict__, **overrides})
+        super().__init__(config.split, config.n_objects)
+        self.config = config
+        size = config.image_size
+        self.observation_space = gym.spaces.Box(0, 255, (size, size, 3), np.uint8)
+        self.action_space = gym.spaces.Discrete(len(DIVERSE_ACTIONS))
+        self.camera = Camera.from_yaw_pitch((0.23, 0.2, 0.54), 1.0, 245.0, -56.0, 20.0)
+        self.target = np.zeros(3)
+        self.yaw = 0.0
+        self.steps = 0
+
+    def _obs(self) -> np.ndarray:
+        size = self.config.image_size
+        return self.scene.render(self.camera, size, size)[0]
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        c = self.config
+        s = self.scene
+        s.reset_robot(HOME_ARM)
+        ids = s.load_objects(c.n_objects, c.split, self._rng())
+        lo, hi = np.array(s.config.workspace_low), np.array(s.config.workspace_high)
+        centre = (lo + hi) / 2
+        self.target = np.array([centre[0], centre[1], c.start_height])
+        self.yaw = 0.0
+        s.reset_robot(s.ik(self.target))
+        self.steps = 0
+        return self._obs(), {'objects': ids}
+
+    def step(self, action):
+        c = self.config
+        s = self.scene
+        if not self.action_space.contains(action):
+            raise ValueError(f'action {action!r} outside Discrete({self.action_space.n})')
+        dx, dy, dyaw = DIVERSE_ACTIONS[int(action)]
+        lo, hi = np.array(s.config.workspace_low), np.array(s.config.workspace_high)
+        self.target[:2] = np.clip(self.target[:2] + c.xy_step * np.array([dx, dy]), lo, hi)
+        self.target[2] -= c.descent
+        self.yaw = float(np.clip(self.yaw + c.yaw_step * dyaw, -math.pi / 2, math.pi / 2))
+        s.move_ee(self.target, self.yaw, FINGER_OPEN)
+        s.step(c.substeps)
+        self.steps += 1
+        attempted = self.target[2] <= c.grasp_height
+        reward = 0.0
+        if attempted:
+            lifted = self._grasp_and_lift(self.target[:2], self.yaw, c.close_steps,
+                                          c.lift_steps, c.lift_to)
+            reward = 1.0 if lifted else 0.0
+        terminated = bool(attempted)
+        truncated = bool(not attempted and self.steps >= c.max_steps)
+        info = {'is_success': reward > 0, 'attempted': bool(attempted)}
+        return self._obs(), reward, terminated, truncated, info
+
+    def render(self) -> np.ndarray:
+        return self.scene.render(self.camera, 256, 256)[0]
+
+
+class KukaPixelGraspEnv(_KukaEnvBase):
+    """Top-down grasping with one action per (yaw bin, pixel) of an overhead RGB-height image.
+
+    Observation: float32 (4, S, S): RGB in [0, 1] and height above the tray floor in m.
+    Action: ``Discrete(n_yaw * S * S)``, index = ``(yaw_bin * S + row) * S + col``; yaw bin k
+    closes the fingers across the direction ``k * pi / n_yaw``. ``info``: ``is_success`` (this
+    attempt lifted an object), ``grasp_xyz`` (where the fingertips were sent).
+    """
+
+    #: every step is one grasp attempt: success rates are per attempt, not per episode
+    success_per_step = True
+
+    def __init__(self, config: PixelGraspConfig = PixelGraspConfig(), **overrides) -> None:
+        config = PixelGraspConfig(**{**config.__dict__, **overrides})
+        super().__init__(config.split, config.n_objects)
+        self.config = config
+        s = config.image_size
+        self.observation_space = gym.spaces.Box(0.0, np.inf, (4, s, s), np.float32)
+        self.action_space = gym.spaces.Discrete(config.n_yaw * s * s)
+        lo = np.array(self.scene.config.workspace_low)
+        hi = np.array(self.scene.config.workspace_high)
+        self.centre = (lo + hi) / 2
+        floor = self.scene.tray_floor_z
+        # Straight down; image rows run along +x, columns along +y.
+        fov = 2 * math.degrees(math.atan(config.half_extent / (config.camera_height - floor)))
+        self.camera = Camera(eye=(self.centre[0], self.centre[1], config.camera_height),
+                             target=(self.centre[0], self.centre[1], floor),
+                             up=(1.0, 0.0, 0.0), fov_deg=fov)
+        self.attempts = 0
+        self.depth = np.zeros((s, s), np.float32)
+
+    def decode(self, action: int) -> tuple[int, int, int]:
+        """(yaw bin, row, column) of a flat action index."""
+        s = self.config.image_size
+        yaw_bin, rest = divmod(int(action), s * s)
+        row, col = divmod(rest, s)
+        return yaw_bin, row, col
+
+    def _obs(self) -> np.ndarray:
+        s = self.scene
+        size = self.config.image_size
+        s.reset_robot(PARK_ARM)
+        rgb, depth = s.render(self.camera, size, size, depth=True)
+        self.depth = depth
+        height = np.clip(self.camera.eye[2] - depth - s.tray_floor_z, 0.0, 0.5)
+        return np.concatenate([rgb.transpose(2, 0, 1).astype(np.float32) / 255.0,
+                               height[None].astype(np.float32)], axis=0)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        ids = self.scene.load_objects(self.config.n_objects, self.config.split, self._rng())
+        self.attempts = 0
+        return self._obs(), {'objects': ids}
+
+    def grasp_point(self, row: int, col: int) -> np.ndarray:
+        """World point the fingertips are sent to for a grasp at pixel (row, col)."""
+        c = self.config
+        size = c.image_size
+        point = self.scene.unproject(self.camera, size, size, np.array(col), np.array(row),
+                                     np.array(self.depth[row, col]))
+        point[2] = max(point[2] - c.grasp_depth, self.scene.tray_floor_z + 0.005)
+        return point
+
+    def step(self, action):
+        c = self.config
+        s = self.scene
+        if not self.action_space.contains(action):
+            raise ValueError(f'action {action!r} outside Discrete({self.action_space.n})')
+        yaw_bin, row, col = self.decode(action)
+        yaw = yaw_bin * math.pi / c.n_yaw
+        tip = self.grasp_point(row, col)
+        above = np.array([tip[0], tip[1], tip[2] + self.tip_offset + c.approach_height])
+        # Free-space approach from above is teleported: the arm is parked outside the tray.
+        s.reset_robot(s.ik(above), yaw=yaw, fingers=FINGER_OPEN)
+        s.move_ee([tip[0], tip[1], tip[2] + self.tip_offset], yaw, FINGER_OPEN)
+        s.step(c.descend_steps)
+        lifted = self._grasp_and_lift(tip[:2], yaw, c.close_steps, c.lift_steps, c.lift_to)
+        reward = 1.0 if lifted else 0.0
+        for k in sorted(lifted, reverse=True):
+            s.remove_object(k)
+        # Objects knocked out of the tray are gone too.
+        keep = set(s.in_tray())
+        for k in sorted(set(range(len(s.objects))) - keep, reverse=True):
+            s.remove_object(k)
+        self.attempts += 1
+        terminated = len(s.objects) == 0
+        truncated = not terminated and self.attempts >= c.max_attempts
+        obs = self._obs()
+        info = {'is_success': reward > 0, 'grasp_xyz': tip, 'n_left': len(s.objects)}
+        return obs, reward, terminated, truncated, info
+
+    def render(self) -> np.ndarray:
+        return self.scene.render(self.camera, 256, 256)[0]

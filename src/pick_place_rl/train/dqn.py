@@ -1,0 +1,327 @@
+"""DQN trainer for the grasping tasks and the joint-space reacher.
+
+Same shape as the DDPG+HER trainer: a frozen config dataclass (CLI flags and trainer-node
+parameters), a wall-clock budget, epochs of ``steps_per_epoch`` env steps with epsilon-greedy
+collection and Double DQN updates, then a greedy evaluation on fixed seeds (on held-out objects
+for the KUKA tasks), an atomic checkpoint + replay snapshot (``resume=True`` continues), a
+TensorBoard/CSV row, ``qnet_best.pt`` (best evaluation so far), and at the end ``qnet.pt``
+(final inference weights), ``metrics.json`` and
+``curve.png``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+import time
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from pick_place_rl.core.checkpoint import (
+    atomic_write_json,
+    atomic_write_npz,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+    to_numpy_tree,
+)
+from pick_place_rl.core.config import field, to_dict
+from pick_place_rl.core.dqn import DQNAgent, DQNParams, LinearSchedule, TransitionReplay
+from pick_place_rl.core.dqn_nets import build_net, KIND_CONV, KIND_MLP, KIND_QMAP
+from pick_place_rl.core.seeding import seed_everything
+from pick_place_rl.sim.registry import check_env_id
+from pick_place_rl.train.ddpg_her import time_to_thresholds
+from pick_place_rl.train.progress import TrainLogger
+
+#: env id -> network kind
+ENV_NETS = {'KukaDiverseGrasp-v0': KIND_CONV, 'KukaPixelGrasp-v0': KIND_QMAP,
+            'JointReacher-v0': KIND_MLP}
+
+
+@dataclass(frozen=True)
+class DQNConfig:
+    """Configuration of the DQN trainer (CLI flags and trainer-node parameters)."""
+
+    env_id: str = field('KukaDiverseGrasp-v0', 'environment: ' + ', '.join(ENV_NETS),
+                        choices=tuple(ENV_NETS))
+    seed: int = field(0, 'seed of envs, network, exploration and evaluation')
+    minutes: float = field(60.0, 'wall-clock budget; training stops after the epoch that '
+                                 'crosses it (resumed runs count earlier time)')
+    epochs: int = field(1000, 'upper bound on epochs, whichever comes first with minutes')
+    out_dir: str = field('runs/dqn_grasp', 'checkpoints, TensorBoard logs, curves, metrics')
+    resume: bool = field(False, 'continue from out_dir/checkpoint.pt (weights, optimizer, '
+                                'replay, exploration step, clock)')
+    train_split: str = field('train', 'KUKA tasks: object set to train on (train|test|all)')
+    eval_split: str = field('test', 'KUKA tasks: object set to evaluate on (held-out: test)')
+    n_objects: int = field(5, 'KUKA tasks: objects in the tray per episode')
+    reward_type: str = field('dense', 'reacher only: sparse or dense reward',
+                             choices=('sparse', 'dense'))
+    steps_per_epoch: int = field(1000, 'env steps between evaluations and checkpoints')
+    buffer_size: int = field(50_000, 'replay capacity in transitions')
+    batch_size: int = field(64, 'transitions per gradient step')
+    learning_starts: int = field(500, 'env steps of pure exploration before updates start')
+    train_every: int = field(1, 'one gradient step every N env steps')
+    lr: float = field(5e-4, 'Adam learning rate')
+    gamma: float = field(0.9, 'discount; 0 = one-step (bandit) targets')
+    double: bool = field(True, 'Double DQN targets (online net picks, target net values)')
+    huber_delta: float = field(1.0, 'Huber loss threshold')
+    tau: float = field(1.0, 'target update weight on the online net (1 = hard copy)')
+    target_update_every: int = field(250, 'target update every N gradient steps')
+    eps_start: float = field(1.0, 'initial exploration probability')
+    eps_end: float = field(0.1, 'final exploration probability')
+    eps_decay_steps: int = field(10_000, 'env steps over which epsilon decays linearly')
+    width: int = field(32, 'conv channels of the first layer (KUKA nets)')
+    hidden: int = field(128, 'hidden units (reacher MLP)')
+    n_eval_episodes: int = field(20, 'greedy evaluation episodes per epoch')
+    eval_seed: int = field(1_000_000, 'first seed of the evaluation episodes (fixed per epoch)')
+    torch_threads: int = field(1, 'torch intra-op threads')
+    tensorboard: bool = field(True, 'write TensorBoard scalars to out_dir/tb')
+    progress: bool = field(True, 'show a progress bar')
+
+
+@dataclass(frozen=True)
+class DQNPixelConfig(DQNConfig):
+    """Pixel-wise grasping: one-step targets, the U-Net Q-map, exploration on object pixels."""
+
+    env_id: str = field('KukaPixelGrasp-v0', 'environment: ' + ', '.join(ENV_NETS),
+                        choices=tuple(ENV_NETS))
+    out_dir: str = field('runs/dqn_pixel', 'checkpoints, TensorBoard logs, curves, metrics')
+    gamma: float = field(0.0, 'discount; 0 = one-step (bandit) targets')
+    steps_per_epoch: int = field(300, 'env steps between evaluations and checkpoints')
+    learning_starts: int = field(100, 'env steps of pure exploration before updates start')
+    batch_size: int = field(32, 'transitions per gradient step')
+    eps_decay_steps: int = field(2000, 'env steps over which epsilon decays linearly')
+    eps_end: float = field(0.05, 'final exploration probability')
+    width: int = field(16, 'channels of the first U-Net level')
+    n_eval_episodes: int = field(10, 'greedy evaluation episodes per epoch')
+
+
+@dataclass(frozen=True)
+class DQNReacherConfig(DQNConfig):
+    """The joint-space reacher: a fast example and learning test."""
+
+    env_id: str = field('JointReacher-v0', 'environment: ' + ', '.join(ENV_NETS),
+                        choices=tuple(ENV_NETS))
+    out_dir: str = field('runs/dqn_reacher', 'checkpoints, TensorBoard logs, curves, metrics')
+    minutes: float = field(2.0, 'wall-clock budget; training stops after the epoch that '
+                                'crosses it (resumed runs count earlier time)')
+    steps_per_epoch: int = field(2000, 'env steps between evaluations and checkpoints')
+    learning_starts: int = field(200, 'env steps of pure exploration before updates start')
+    eps_decay_steps: int = field(3000, 'env steps over which epsilon decays linearly')
+    eps_end: float = field(0.05, 'final exploration probability')
+    lr: float = field(1e-3, 'Adam learning rate')
+    target_update_every: int = field(100, 'target update every N gradient steps')
+
+
+def make_dqn_env(config: DQNConfig, split: str) -> gym.Env:
+    """The task env; KUKA tasks get their object split, the reacher its reward type."""
+    check_env_id(config.env_id)
+    if config.env_id not in ENV_NETS:
+        raise ValueError(f'the DQN trainer runs {sorted(ENV_NETS)}, not {config.env_id!r}')
+    if ENV_NETS[config.env_id] == KIND_MLP:
+        kwargs = {'reward_type': config.reward_type}
+    else:
+        kwargs = {'split': split, 'n_objects': config.n_objects}
+    return gym.make(config.env_id, disable_env_checker=True, **kwargs).unwrapped
+
+
+def net_spec(config: DQNConfig, env: gym.Env) -> dict:
+    kind = ENV_NETS[config.env_id]
+    obs_shape = env.observation_space.shape
+    n_actions = int(env.action_space.n)
+    if kind == KIND_CONV:
+        return {'image_size': obs_shape[0], 'n_actions': n_actions, 'width': config.width}
+    if kind == KIND_QMAP:
+        return {'image_size': obs_shape[1], 'in_channels': obs_shape[0],
+                'n_yaw': env.config.n_yaw, 'width': config.width, 'n_actions': n_actions}
+    return {'obs_dim': obs_shape[0], 'n_actions': n_actions, 'hidden': config.hidden}
+
+
+class DQNTrainer:
+    """Owns envs, agent, replay and logger; :meth:`train` runs until the budget is spent."""
+
+    def __init__(self, config: DQNConfig) -> None:
+        self.config = config
+        self.out = Path(config.out_dir)
+        torch.set_num_threads(config.torch_threads)
+        self.rng = seed_everything(config.seed)
+        self.env = make_dqn_env(config, config.train_split)
+        self.eval_env = make_dqn_env(config, config.eval_split)
+        self.kind = ENV_NETS[config.env_id]
+        self.spec = {**net_spec(config, self.env), 'env_id': config.env_id}
+        params = DQNParams(lr=config.lr, gamma=config.gamma, double=config.double,
+                           huber_delta=config.huber_delta, tau=config.tau)
+        self.agent = DQNAgent(build_net(self.kind, self.spec), params)
+        space = self.env.observation_space
+        # Float images are stored as float16: half the memory, ample for [0, 1] colours and
+        # heights in metres.
+        store = np.float16 if (space.dtype == np.float32 and len(space.shape) == 3) else \
+            space.dtype
+        self.replay = TransitionReplay(config.buffer_size, space.shape, store)
+        self.epsilon = LinearSchedule(config.eps_start, config.eps_end, config.eps_decay_steps)
+        self.per_step_success = bool(getattr(self.env, 'success_per_step', False))
+        self.epoch = 0
+        self.env_steps = 0
+        self.episodes = 0
+        self.elapsed_s = 0.0
+        self.history: list[dict] = []
+        self.obs: np.ndarray | None = None
+        self.recent: list[float] = []
+        if config.resume:
+            self._resume()
+
+    # checkpoints --------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / 'checkpoint.pt'
+
+    def save(self) -> None:
+        train_state = {'epoch': self.epoch, 'env_steps': self.env_steps,
+                       'episodes': self.episodes, 'elapsed_s': self.elapsed_s,
+                       'history': self.history, 'rng': self.rng.bit_generator.state}
+        atomic_write_npz(self.out / 'replay.npz', **self.replay.state_dict())
+        save_checkpoint(self.checkpoint_path, self.kind, to_dict(self.config), self.spec,
+                        {'agent': self.agent.state_dict(), 'train': train_state})
+
+    def export(self, path: Path) -> None:
+        """Inference-only file: the online Q-net (what models/ ships)."""
+        save_checkpoint(path, self.kind, to_dict(self.config), self.spec,
+                        {'online': self.agent.online.state_dict()})
+
+    def _resume(self) -> None:
+        if not self.checkpoint_path.exists():
+            raise CheckpointError(f'--resume: no checkpoint at {self.checkpoint_path}')
+        payload = load_checkpoint(self.checkpoint_path, self.kind, self.spec)
+        self.agent.load_state_dict(payload['state']['agent'])
+        train = payload['state']['train']
+        self.epoch, self.env_steps = int(train['epoch']), int(train['env_steps'])
+        self.episodes = int(train['episodes'])
+        self.elapsed_s = float(train['elapsed_s'])
+        self.history = [dict(h) for h in train['history']]
+        self.rng.bit_generator.state = to_numpy_tree(train['rng'])
+        replay = self.out / 'replay.npz'
+        if replay.exists():
+            with np.load(replay) as data:
+                self.replay.load_state_dict({k: data[k] for k in data.files})
+
+    # acting -------------------------------------------------------------------------------
+    def random_action(self, obs: np.ndarray) -> int:
+        """Uniform action; on the pixel task, a uniform grasp on a pixel that holds an object
+        (height channel above 1 cm), since grasps on the empty tray teach nothing new."""
+        if self.kind == KIND_QMAP:
+            occupied = np.flatnonzero(obs[-1] > 0.01)
+            if occupied.size:
+                s2 = obs.shape[1] * obs.shape[2]
+                yaw = int(self.rng.integers(self.spec['n_yaw']))
+                return yaw * s2 + int(self.rng.choice(occupied))
+        return int(self.rng.integers(self.spec['n_actions']))
+
+    def greedy(self, obs: np.ndarray) -> int:
+        return self.agent.act(obs)
+
+    def _episode_seed(self) -> int:
+        return int(self.config.seed * 1_000_003 + self.episodes)
+
+    def _collect(self, n_steps: int) -> dict[str, float]:
+        c = self.config
+        losses: dict[str, float] = {}
+        for _ in range(n_steps):
+            if self.obs is None:
+                # Every episode has its own seed: a resumed run continues the same sequence.
+                self.obs, _ = self.env.reset(seed=self._episode_seed())
+            eps = self.epsilon(self.env_steps)
+            if self.env_steps < c.learning_starts or self.rng.random() < eps:
+                action = self.random_action(self.obs)
+            else:
+                action = self.greedy(self.obs)
+            next_obs, reward, terminated, truncated, info = self.env.step(action)
+            self.replay.add(self.obs, action, reward, next_obs, terminated)
+            self.env_steps += 1
+            if self.per_step_success:
+                self.recent.append(float(info.get('is_success', False)))
+            if terminated or truncated:
+                self.episodes += 1
+                if not self.per_step_success:
+                    self.recent.append(float(info.get('is_success', False)))
+                self.obs = None
+            else:
+                self.obs = next_obs
+            if self.env_steps >= c.learning_starts and self.env_steps % c.train_every == 0:
+                losses = self.agent.update(self.replay.sample(c.batch_size, self.rng))
+                if self.agent.updates % c.target_update_every == 0:
+                    self.agent.update_target()
+        return losses
+
+    def evaluate(self, env: gym.Env, n_episodes: int, first_seed: int,
+                 policy=None) -> dict[str, float]:
+        """Greedy (or ``policy``) episodes seeded ``first_seed + i``.
+
+        ``success_rate``: per grasp attempt on the pixel task, per episode elsewhere.
+        """
+        policy = policy or self.greedy
+        successes, returns, attempts = 0.0, [], 0
+        for i in range(n_episodes):
+            obs, _ = env.reset(seed=first_seed + i)
+            done, ret = False, 0.0
+            while not done:
+                obs, reward, terminated, truncated, info = env.step(policy(obs))
+                ret += reward
+                done = terminated or truncated
+                if self.per_step_success:
+                    successes += float(info.get('is_success', False))
+                    attempts += 1
+            if not self.per_step_success:
+                successes += float(info.get('is_success', False))
+                attempts += 1
+            returns.append(ret)
+        return {'success_rate': successes / max(attempts, 1), 'return': float(np.mean(returns)),
+                'attempts': attempts}
+
+    # training -----------------------------------------------------------------------------
+    def train(self) -> dict:
+        c = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        logger = TrainLogger(self.out, c.minutes * 60.0, tensorboard=c.tensorboard,
+                             progress=c.progress, initial_s=self.elapsed_s)
+        try:
+            while self.epoch < c.epochs and self.elapsed_s < c.minutes * 60.0:
+                start = time.perf_counter()
+                self.recent = []
+                losses = self._collect(c.steps_per_epoch)
+                train_s = time.perf_counter() - start
+                result = self.evaluate(self.eval_env, c.n_eval_episodes, c.eval_seed)
+                self.elapsed_s += time.perf_counter() - start
+                self.epoch += 1
+                row = {'epoch': self.epoch, 'env_steps': self.env_steps,
+                       'wall_s': round(self.elapsed_s, 2), 'train_s': round(train_s, 2),
+                       'episodes': self.episodes,
+                       'epsilon': round(self.epsilon(self.env_steps), 4),
+                       'train_success': float(np.mean(self.recent)) if self.recent else 0.0,
+                       **result, **losses}
+                best = max((h['success_rate'] for h in self.history), default=-1.0)
+                self.history.append(row)
+                self.save()
+                if row['success_rate'] > best:
+                    self.export(self.out / 'qnet_best.pt')
+                logger.log(row)
+        finally:
+            logger.close()
+        return self.finish()
+
+    def finish(self) -> dict:
+        """Write the Q-net export, metrics JSON and success-vs-wall-clock PNG."""
+        from pick_place_rl.train.plots import plot_curve
+        self.export(self.out / 'qnet.pt')
+        metrics = {'env_id': self.config.env_id, 'kind': self.kind, 'seed': self.config.seed,
+                   'epochs': self.epoch, 'env_steps': self.env_steps, 'episodes': self.episodes,
+                   'wall_s': round(self.elapsed_s, 1),
+                   'final': self.history[-1] if self.history else {},
+                   'best': max(self.history, key=lambda h: h['success_rate'], default={}),
+                   'time_to': time_to_thresholds(self.history, (0.5, 0.6, 0.85, 0.9)),
+                   'config': to_dict(self.config), 'history': self.history}
+        atomic_write_json(self.out / 'metrics.json', metrics)
+        plot_curve(self.history, self.out / 'curve.png',
+                   title=f'{self.config.env_id} ({self.config.eval_split} objects)'
+                   if self.kind != KIND_MLP else self.config.env_id)
+        return metrics
