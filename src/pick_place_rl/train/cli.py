@@ -12,6 +12,9 @@ from pick_place_rl.sim.registry import UnknownEnvError
 #: algorithm -> (module, config class name, trainer class name)
 ALGORITHMS = {
     'ddpg-her': ('pick_place_rl.train.ddpg_her', 'DDPGHerConfig', 'DDPGHerTrainer'),
+    'dqn-grasp': ('pick_place_rl.train.dqn', 'DQNConfig', 'DQNTrainer'),
+    'dqn-pixel': ('pick_place_rl.train.dqn', 'DQNPixelConfig', 'DQNTrainer'),
+    'dqn-reacher': ('pick_place_rl.train.dqn', 'DQNReacherConfig', 'DQNTrainer'),
 }
 
 
