@@ -4,13 +4,14 @@
    10 Hz while this process sends a joint trajectory at 25 Hz; reports the real-time factor
    (sim seconds per wall second, from /clock) and the rates received here.
 2. Fast: driver in ``clock_mode=fast`` (camera off, /joint_states at 100 Hz of sim time);
-   reports control steps (0.04 s of sim time each) per wall second, next to the bare simulator
-   in this same run: ``gym.make('FetchPickAndPlace-v4')`` stepping random actions for Fetch,
-   and the bare PyBullet KUKA scene stepping 0.04 s per step for KUKA.
+   reports control steps (0.04 s of sim time each) per wall second and per CPU second (robust
+   on a loaded machine), next to the bare simulator in this same run, taking turns with it:
+   ``gym.make('FetchPickAndPlace-v4')`` stepping random actions for Fetch, the bare PyBullet
+   KUKA scene stepping 0.04 s per step for KUKA.
 3. Lock-step: this process sends trajectory + gripper command and waits for the resulting
    /joint_states, round trip, as an evaluation loop would.
 
-Run: ``python bench/bench_sim_driver.py [--robots fetch kuka] [--seconds 10]``.
+Run: ``python bench/bench_sim_driver.py [--robots fetch kuka] [--seconds 10] [--modes ...]``.
 """
 from __future__ import annotations
 
@@ -112,29 +113,48 @@ def bench_realtime(robot: str, seconds: float) -> dict:
         client.destroy()
 
 
-def bench_fast(robot: str, seconds: float) -> dict:
+def bench_fast(robot: str, seconds: float, rounds: int = 3) -> dict:
     """Fast mode with a /joint_states subscriber (as a policy would be); rate from /diagnostics.
 
-    The driver's diagnostics carry its sim time and a wall-clock stamp, so the rate is taken
-    without this process having to read 100 /clock messages per sim second.
+    Driver and bare simulator take turns (``rounds`` windows each, the driver deactivated while
+    the bare one runs), so a machine whose load drifts affects both alike; medians reported.
+    The driver's diagnostics carry its sim time and a wall-clock stamp, so this process need
+    not read 100 /clock messages per sim second.
     """
     client = sc.DriverClient('bench_fast', topics=('/joint_states', '/diagnostics'))
     proc = sc.start_driver(robot, ['clock_mode:=fast', 'camera_rate:=0.0',
                                    'joint_state_rate:=100.0', 'kuka_num_objects:=5',
-                                   'diagnostics_period:=1.0'])
+                                   'diagnostics_period:=0.25'])
+    window = seconds / rounds
+    driver_rates, bare_rates, driver_cpu, bare_cpu = [], [], [], []
     try:
         if not client.spin_until(lambda: len(client.diagnostics) >= 2, 90):
             raise RuntimeError(f'{robot} driver did not come up')
-        first = _diag_sample(client)
-        client.spin_until(lambda: False, seconds)
-        last = _diag_sample(client)
-        steps_per_s = (last[1] - first[1]) / (last[0] - first[0]) / CONTROL_PERIOD
+        for _ in range(rounds):
+            client.spin_until(lambda: False, 0.5)
+            first, cpu0 = _diag_sample(client), _cpu_seconds(proc.pid)
+            client.spin_until(lambda: False, window)
+            last, cpu1 = _diag_sample(client), _cpu_seconds(proc.pid)
+            steps = (last[1] - first[1]) / CONTROL_PERIOD
+            driver_rates.append(steps / (last[0] - first[0]))
+            # CPU seconds of the whole driver process (DDS threads included) per step.
+            driver_cpu.append(steps / (cpu1 - cpu0))
+            client.transition(sc.TRANSITION_DEACTIVATE)
+            wall_rate, cpu_rate = bare_steps_per_s(robot, window)
+            bare_rates.append(wall_rate)
+            bare_cpu.append(cpu_rate)
+            client.transition(sc.TRANSITION_ACTIVATE)
     finally:
         sc.stop_driver(proc)
         client.destroy()
-    bare = bare_steps_per_s(robot, seconds)
-    return {'robot': robot, 'mode': 'fast', 'driver_steps_per_s': round(steps_per_s, 1),
-            'bare_steps_per_s': round(bare, 1), 'fraction': round(steps_per_s / bare, 3),
+    driver, bare = float(np.median(driver_rates)), float(np.median(bare_rates))
+    d_cpu, b_cpu = float(np.median(driver_cpu)), float(np.median(bare_cpu))
+    return {'robot': robot, 'mode': 'fast', 'driver_steps_per_s': round(driver, 1),
+            'bare_steps_per_s': round(bare, 1), 'fraction': round(driver / bare, 3),
+            'driver_steps_per_cpu_s': round(d_cpu, 1), 'bare_steps_per_cpu_s': round(b_cpu, 1),
+            'cpu_fraction': round(d_cpu / b_cpu, 3),
+            'driver_windows': [round(r, 1) for r in driver_rates],
+            'bare_windows': [round(r, 1) for r in bare_rates],
             'loadavg_1m': round(os.getloadavg()[0], 2)}
 
 
@@ -169,37 +189,44 @@ def bench_lockstep(robot: str, n_steps: int) -> dict:
             round(n_steps / wall, 1)}
 
 
-def bare_steps_per_s(robot: str, seconds: float) -> float:
-    """Steps/s of the bare simulator, one step = 0.04 s of sim time."""
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (Linux /proc), all its threads."""
+    with open(f'/proc/{pid}/stat') as stat:
+        fields = stat.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def bare_steps_per_s(robot: str, seconds: float) -> tuple[float, float]:
+    """(steps per wall second, steps per CPU second) of the bare simulator; step = 0.04 s."""
     if robot == 'fetch':
         from pick_place_rl.sim.registry import make_env
         env = make_env('FetchPickAndPlace-v4')
         env.reset(seed=0)
         rng = np.random.default_rng(0)
-        n, start = 0, time.monotonic()
+        n, start, cpu = 0, time.monotonic(), time.process_time()
         while time.monotonic() - start < seconds:
             _, _, term, trunc, _ = env.step(rng.uniform(-1, 1, 4).astype(np.float32))
             n += 1
             if term or trunc:
                 env.reset()
-        rate = n / (time.monotonic() - start)
+        rates = n / (time.monotonic() - start), n / (time.process_time() - cpu)
         env.close()
-        return rate
+        return rates
     from pick_place_rl.sim import kuka_backend, kuka_scene
     client = kuka_scene.connect()
     scene = kuka_scene.KukaScene(client, kuka_scene.SceneConfig(
         time_step=kuka_backend.PHYSICS_STEP))
     scene.load_objects(5, 'train', np.random.default_rng(0))
     substeps = round(CONTROL_PERIOD / kuka_backend.PHYSICS_STEP)
-    n, start = 0, time.monotonic()
+    n, start, cpu = 0, time.monotonic(), time.process_time()
     while time.monotonic() - start < seconds:
         scene.set_arm_targets(np.asarray(kuka_scene.HOME_ARM) + 0.1 * np.sin(n / 25))
         scene.step(substeps)
         n += 1
-    rate = n / (time.monotonic() - start)
+    rates = n / (time.monotonic() - start), n / (time.process_time() - cpu)
     import pybullet as pb
     pb.disconnect(client)
-    return rate
+    return rates
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--robots', nargs='+', default=['fetch', 'kuka'])
     parser.add_argument('--seconds', type=float, default=10.0)
     parser.add_argument('--lockstep-steps', type=int, default=250)
+    parser.add_argument('--modes', nargs='+', default=['realtime', 'fast', 'lockstep'],
+                        choices=['realtime', 'fast', 'lockstep'])
     args = parser.parse_args(argv)
     os.environ.setdefault('MUJOCO_GL', 'egl')
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
@@ -214,8 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     try:
         for robot in args.robots:
-            for bench, amount in ((bench_realtime, args.seconds), (bench_fast, args.seconds),
-                                  (bench_lockstep, args.lockstep_steps)):
+            for mode, bench, amount in (('realtime', bench_realtime, args.seconds),
+                                        ('fast', bench_fast, args.seconds),
+                                        ('lockstep', bench_lockstep, args.lockstep_steps)):
+                if mode not in args.modes:
+                    continue
                 row = bench(robot, amount)
                 print(json.dumps(row), flush=True)
                 rows.append(row)

@@ -13,6 +13,7 @@ Clock modes (``clock_mode``):
 """
 from __future__ import annotations
 
+import array
 from dataclasses import dataclass
 import json
 import os
@@ -93,6 +94,21 @@ class SimDriverConfig:
 def _stamp(seconds: float) -> Time:
     sec = int(seconds)
     return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+
+
+def _set_stamp(stamp: Time, seconds: float) -> None:
+    sec = int(seconds)
+    stamp.sec = sec
+    stamp.nanosec = int(round((seconds - sec) * 1e9)) % 1_000_000_000
+
+
+def _set_pose(pose: Any, position: np.ndarray, xyzw: np.ndarray) -> None:
+    x, y, z = position.tolist()
+    p = pose.position
+    p.x, p.y, p.z = x, y, z
+    qx, qy, qz, qw = xyzw.tolist()
+    o = pose.orientation
+    o.x, o.y, o.z, o.w = qx, qy, qz, qw
 
 
 def _seconds(msg_time: Any) -> float:
@@ -229,7 +245,11 @@ class SimDriverNode(LifecycleNode):
             self.create_service(Trigger, '~/spawn_objects', self._on_spawn),
             self.create_timer(c.diagnostics_period, self._publish_diagnostics),
         ]
+        # Messages published every tick are built once and refilled.
         self._js_msg = JointState(name=list(self.core.backend.joint_names))
+        self._clock_msg = Clock()
+        self._obj_msg = PoseStamped()
+        self._obj_msg.header.frame_id = c.world_frame
         self._diag_last = (time.monotonic(), 0.0)
         self._published = {'joint_states': 0, 'camera': 0}
         self._dropped_frames = 0
@@ -365,7 +385,8 @@ class SimDriverNode(LifecycleNode):
         c = self.config
         for _ in range(n_ticks):
             core.step(1)
-            self._clock_pub.publish(Clock(clock=_stamp(core.time)))
+            _set_stamp(self._clock_msg.clock, core.time)
+            self._clock_pub.publish(self._clock_msg)
             if not stream:
                 continue
             if c.joint_state_rate > 0 and core.time >= self._next_js - 1e-9:
@@ -391,14 +412,17 @@ class SimDriverNode(LifecycleNode):
         core = self.core
         if core is None:
             return
-        stamp = _stamp(core.time)
-        self._obj_pub.publish(self._pose(stamp, *core.backend.object_pose()))
+        pose = self._obj_msg
+        _set_stamp(pose.header.stamp, core.time)
+        _set_pose(pose.pose, *core.backend.object_pose())
+        self._obj_pub.publish(pose)
         q, v, e = core.backend.joint_state()
         msg = self._js_msg
-        msg.header.stamp = stamp
-        msg.position = q.tolist()
-        msg.velocity = v.tolist()
-        msg.effort = e.tolist()
+        _set_stamp(msg.header.stamp, core.time)
+        # array.array('d') skips the per-element type checks a list assignment runs.
+        msg.position = array.array('d', np.ascontiguousarray(q, dtype=np.float64).tobytes())
+        msg.velocity = array.array('d', np.ascontiguousarray(v, dtype=np.float64).tobytes())
+        msg.effort = array.array('d', np.ascontiguousarray(e, dtype=np.float64).tobytes())
         self._js_pub.publish(msg)
         self._published['joint_states'] += 1
         if camera and self.config.camera_rate > 0:
@@ -408,9 +432,7 @@ class SimDriverNode(LifecycleNode):
         pose = PoseStamped()
         pose.header.stamp = stamp
         pose.header.frame_id = self.config.world_frame
-        (pose.pose.position.x, pose.pose.position.y, pose.pose.position.z) = map(float, position)
-        (pose.pose.orientation.x, pose.pose.orientation.y, pose.pose.orientation.z,
-         pose.pose.orientation.w) = map(float, xyzw)
+        _set_pose(pose.pose, position, xyzw)
         return pose
 
     def _publish_goal(self) -> None:

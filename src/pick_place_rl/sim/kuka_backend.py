@@ -122,10 +122,10 @@ class KukaBackend:
 
     def object_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """Pose of the first object (position m, quaternion x, y, z, w), world frame."""
-        poses = self.scene.object_poses()
-        if len(poses) == 0:
+        if not self.scene.objects:
             return np.zeros(3), np.array([0.0, 0.0, 0.0, 1.0])
-        return poses[0, :3].copy(), poses[0, 3:].copy()
+        pos, orn = self.scene.p.getBasePositionAndOrientation(self.scene.objects[0])
+        return np.array(pos), np.array(orn)
 
     def goal(self) -> np.ndarray:
         return self._goal.copy()
