@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import json
 import os
 from pathlib import Path
@@ -132,3 +133,33 @@ def test_missing_dependency_says_what_to_run(bare_python: Path, args: list[str],
     assert 'Traceback' not in proc.stderr, proc.stderr
     assert re.search(f"{prog}: missing dependency '{missing}'", proc.stderr), proc.stderr
     assert 'scripts/setup.sh' in proc.stderr
+
+
+def _top_level_imports(folder: Path) -> set[str]:
+    """Absolute imports anywhere in the files under ``folder``, lazy ones included."""
+    names = set()
+    for path in folder.rglob('*.py'):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split('.')[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split('.')[0])
+    return names
+
+
+def test_ros_packages_used_are_declared() -> None:
+    """Each ROS package the code imports is an exec_depend (rosdep, ROS workspace) and a
+    requirement (``ros-*`` wheel, PyPI-only setup), so both install paths get it."""
+    dists = importlib.metadata.packages_distributions()
+    used = sorted(name for name in _top_level_imports(ROOT / 'src' / 'pick_place_rl')
+                  if any(d.startswith('ros-') for d in dists.get(name, ())))
+    assert 'rclpy' in used and 'std_srvs' in used
+    exec_depends = set(re.findall(r'<exec_depend>\s*([\w-]+)\s*</exec_depend>',
+                                  (ROOT / 'package.xml').read_text()))
+    requirements = {re.split(r'[=<>~\[; ]', line.strip())[0].lower()
+                    for line in (ROOT / 'requirements.txt').read_text().splitlines()
+                    if line.strip() and not line.lstrip().startswith(('#', '-'))}
+    missing_xml = [name for name in used if name not in exec_depends]
+    missing_req = [name for name in used if 'ros-' + name.replace('_', '-') not in requirements]
+    assert not missing_xml, f'add <exec_depend> to package.xml for {missing_xml}'
+    assert not missing_req, f'add ros-* wheels to requirements.txt for {missing_req}'
