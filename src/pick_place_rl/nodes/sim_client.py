@@ -142,6 +142,10 @@ class DriverClient:
                 pv.type, pv.bool_value = ParameterType.PARAMETER_BOOL, value
             elif isinstance(value, int):
                 pv.type, pv.integer_value = ParameterType.PARAMETER_INTEGER, value
+            elif isinstance(value, float):
+                pv.type, pv.double_value = ParameterType.PARAMETER_DOUBLE, value
+            elif isinstance(value, str):
+                pv.type, pv.string_value = ParameterType.PARAMETER_STRING, value
             else:
                 pv.type = ParameterType.PARAMETER_DOUBLE_ARRAY
                 pv.double_array_value = [float(v) for v in value]
