@@ -83,19 +83,20 @@ def gym_success(policy: Policy, seeds: Sequence[int]) -> list[bool]:
 
 
 def fetch_runner(urdf: Path, policy: Policy | None, period: float = 0.04,
-                 workspace: Workspace | None = None) -> PickPlaceRunner:
+                 workspace: Workspace | None = None, velocity_scale: float = 1.0
+                 ) -> PickPlaceRunner:
     """The runner with the policy node's Fetch defaults (config/fetch_policy.yaml)."""
     kin = ArmKinematics(urdf, fetch_model.ARM_JOINTS, fetch_model.GRIP_SITE)
     controller = CartesianController(kin, urdf_velocity_limits(kin), period, (0.0, 0.0),
                                      (0.2, 0.2), quat_to_matrix(FETCH_EE_ORIENTATION),
-                                     CartesianParams())
+                                     CartesianParams(velocity_scale=velocity_scale))
     ws = workspace or Workspace((1.05, 0.40, 0.38), (1.65, 1.10, 0.95))
     return PickPlaceRunner(FetchObservationBuilder(kin), controller, ws, policy=policy)
 
 
 def joint_sim_episodes(policy: Policy, seeds: Sequence[int], urdf: Path, period: float = 0.04,
-                       on_command: Callable[[int, StepCommand], None] | None = None
-                       ) -> list[dict]:
+                       on_command: Callable[[int, StepCommand], None] | None = None,
+                       velocity_scale: float = 1.0) -> list[dict]:
     """Episodes through the runner on the joint-controlled scene, in lock-step.
 
     Returns per seed: ``seed``, ``success``, final object-goal ``distance`` (m) and ``steps``;
@@ -105,7 +106,7 @@ def joint_sim_episodes(policy: Policy, seeds: Sequence[int], urdf: Path, period:
     from pick_place_rl.sim.fetch_backend import FetchBackend
     backend = FetchBackend()
     core = DriverCore(backend, cmd_timeout=0.5)
-    runner = fetch_runner(urdf, policy, period)
+    runner = fetch_runner(urdf, policy, period, velocity_scale=velocity_scale)
     wanted = (*fetch_model.ARM_JOINTS, *fetch_model.FINGER_JOINTS)
     n_arm = len(fetch_model.ARM_JOINTS)
     out = []
