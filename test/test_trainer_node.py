@@ -24,12 +24,13 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from pick_place_rl.core.policy import GoalPolicy
+from pick_place_rl.nodes.policy_node import load_policy
 
 pytestmark = pytest.mark.ros
 NAME = 'test_trainer'
-#: A tiny FetchReach run: an epoch takes a few seconds; 1000 epochs = until stopped.
-PARAMS = {'env_id': 'FetchReach-v4', 'n_envs': 2, 'n_cycles': 2, 'n_batches': 2,
+#: A tiny FetchPickAndPlace run (the task the policy node drives): an epoch takes a few
+#: seconds; 1000 epochs = until stopped.
+PARAMS = {'env_id': 'FetchPickAndPlace-v4', 'n_envs': 2, 'n_cycles': 2, 'n_batches': 2,
           'batch_size': 64, 'buffer_size': 20000, 'epochs': 1000, 'minutes': 10.0,
           'n_eval_episodes': 2, 'final_eval_episodes': 2, 'tensorboard': False,
           'progress': False, 'torch_threads': 1, 'async_envs': False, 'warmup_episodes': 0,
@@ -132,7 +133,7 @@ def test_trainer_node_progress_save_stop(tmp_path: Path, client: Client) -> None
         reply = client.call(GetParameters, f'/{NAME}/get_parameters',
                             GetParameters.Request(names=['n_envs', 'env_id', 'gamma']), proc)
         assert [v.integer_value for v in reply.values[:1]] == [2]
-        assert reply.values[1].string_value == 'FetchReach-v4'
+        assert reply.values[1].string_value == 'FetchPickAndPlace-v4'
         assert reply.values[2].double_value == pytest.approx(0.95)
 
         epoch = client.wait_for('a finished epoch', lambda: next(
@@ -142,7 +143,7 @@ def test_trainer_node_progress_save_stop(tmp_path: Path, client: Client) -> None
         assert 0.0 <= epoch['success_rate'] <= 1.0
         diag = client.wait_for('trainer diagnostics', lambda: next(
             (s for s in client.diagnostics if s.name.startswith(NAME)), None), 30, proc)
-        assert diag.hardware_id == 'FetchReach-v4'
+        assert diag.hardware_id == 'FetchPickAndPlace-v4'
         assert {kv.key for kv in diag.values} >= {'state', 'epoch', 'cycles', 'out_dir'}
 
         saved = client.call(Trigger, f'/{NAME}/save', Trigger.Request(), proc)
@@ -150,7 +151,7 @@ def test_trainer_node_progress_save_stop(tmp_path: Path, client: Client) -> None
         actor = Path(saved.message)
         assert actor == tmp_path / 'run' / 'actor.pt'
         assert (tmp_path / 'run' / 'checkpoint.pt').exists()
-        policy = GoalPolicy.from_checkpoint(actor)  # the policy node's loader
+        policy = load_policy(str(actor))  # the policy node's own loader and shape checks
         action = policy(np.zeros(policy.obs_dim, np.float32), np.zeros(policy.goal_dim,
                                                                        np.float32))
         assert action.shape == (4,) and np.all(np.abs(action) <= 1.0)
@@ -161,10 +162,10 @@ def test_trainer_node_progress_save_stop(tmp_path: Path, client: Client) -> None
         assert finished['stopped'] is True
         assert proc.wait(timeout=60) == 0, _output(proc)
         metrics = json.loads((tmp_path / 'run' / 'metrics.json').read_text())
-        assert metrics['env_id'] == 'FetchReach-v4' and metrics['epochs'] >= 1
+        assert metrics['env_id'] == 'FetchPickAndPlace-v4' and metrics['epochs'] >= 1
         assert metrics['final']['episodes'] == 2
         assert (tmp_path / 'run' / 'curve.png').exists()
-        GoalPolicy.from_checkpoint(tmp_path / 'run' / 'actor.pt')
+        load_policy(str(tmp_path / 'run' / 'actor.pt'))
     finally:
         if proc.poll() is None:
             proc.kill()
