@@ -7,6 +7,7 @@ Prints one JSON line per measurement (median of repeated timings, milliseconds).
 """
 from __future__ import annotations
 
+from functools import partial
 import json
 import os
 import statistics
@@ -42,7 +43,7 @@ def main() -> None:
                               rng.uniform(-1, 1, (batch_size, 4)).astype(np.float32),
                               -np.ones(batch_size, np.float32),
                               rng.normal(size=(batch_size, 25)).astype(np.float32))
-            ms = time_ms(lambda: agent.update(batch))
+            ms = time_ms(partial(agent.update, batch))
             print(json.dumps({'what': 'ddpg_update', 'bf16': bf16, 'batch': batch_size,
                               'ms': round(ms, 2), 'us_per_sample': round(ms * 1e3 / batch_size,
                                                                          1)}))
