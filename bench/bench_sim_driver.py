@@ -1,5 +1,8 @@
 """Benchmark of the sim driver on the real ROS graph, per robot.
 
+The driver starts from the shipped ``config/<robot>_sim.yaml`` (camera size: Fetch 320x240,
+KUKA 128x128), with the mode and rates below set on top.
+
 1. Real time: driver in ``clock_mode=realtime`` with /joint_states at 100 Hz and the camera at
    10 Hz while this process sends a joint trajectory at 25 Hz; reports the real-time factor
    (sim seconds per wall second, from /clock) and the rates received here.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from pathlib import Path
 import platform
 import time
 
@@ -69,9 +73,15 @@ class ClockWatch:
         return (s1 - s0) / (w1 - w0)
 
 
+def _params_file(robot: str) -> Path:
+    """The shipped parameters (camera size etc.); the benchmark overrides mode and rates."""
+    return Path(__file__).resolve().parents[1] / 'config' / f'{robot}_sim.yaml'
+
+
 def _start(robot: str, mode: str, camera_rate: float, client: sc.DriverClient) -> object:
     proc = sc.start_driver(robot, [f'clock_mode:={mode}', f'camera_rate:={camera_rate}',
-                                   'joint_state_rate:=100.0', 'kuka_num_objects:=5'])
+                                   'joint_state_rate:=100.0', 'kuka_num_objects:=5'],
+                           params_file=_params_file(robot))
     if not client.wait_for_subscribers(90) or (mode != 'lockstep' and not client.spin_until(
             lambda: client.joint_states, 60)):
         raise RuntimeError(f'{robot} driver did not come up:\n{sc.stop_driver(proc)[-3000:]}')
@@ -124,7 +134,7 @@ def bench_fast(robot: str, seconds: float, rounds: int = 3) -> dict:
     client = sc.DriverClient('bench_fast', topics=('/joint_states', '/diagnostics'))
     proc = sc.start_driver(robot, ['clock_mode:=fast', 'camera_rate:=0.0',
                                    'joint_state_rate:=100.0', 'kuka_num_objects:=5',
-                                   'diagnostics_period:=0.25'])
+                                   'diagnostics_period:=0.25'], params_file=_params_file(robot))
     window = seconds / rounds
     driver_rates, bare_rates, driver_cpu, bare_cpu = [], [], [], []
     try:
