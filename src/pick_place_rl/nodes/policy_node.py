@@ -269,6 +269,8 @@ class PolicyNode(Node):
         self._last_step_stamp = -np.inf
         self._publish_status()
         self._maybe_step_on_data(time.perf_counter())
+        if self.runner.status.step == 0:
+            self._check_stale()  # no usable data yet: say so in the status instead of waiting
 
     def _on_estop(self, msg: Bool) -> None:
         if self.runner.estop_input(bool(msg.data)):
