@@ -13,6 +13,8 @@ KUKA 128x128), with the mode and rates below set on top.
    KUKA scene stepping 0.04 s per step for KUKA.
 3. Lock-step: this process sends trajectory + gripper command and waits for the resulting
    /joint_states, round trip, as an evaluation loop would.
+4. In-process (``--modes inprocess``, not in the default set): the driver node's fast loop run
+   inside this process with no subscribers, next to the bare simulator: the driver's own cost.
 
 Run: ``python bench/bench_sim_driver.py [--robots fetch kuka] [--seconds 10] [--modes ...]``.
 """
@@ -199,6 +201,43 @@ def bench_lockstep(robot: str, n_steps: int) -> dict:
             round(n_steps / wall, 1)}
 
 
+def bench_inprocess(robot: str, seconds: float) -> dict:
+    """The driver node's fast loop inside this process, no subscribers: its own cost per step.
+
+    Separates the driver's work (controller, physics, building and handing messages to DDS)
+    from the cost of delivering them to other processes.
+    """
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from pick_place_rl.nodes.sim_driver import SimDriverNode
+    overrides = [Parameter('robot', value=robot), Parameter('clock_mode', value='fast'),
+                 Parameter('camera_rate', value=0.0),
+                 Parameter('joint_state_rate', value=100.0)]
+    node = SimDriverNode(parameter_overrides=overrides)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        node.trigger_configure()
+        node.trigger_activate()
+        sim0, cpu0, wall0 = node.core.time, time.process_time(), time.monotonic()
+        while time.monotonic() - wall0 < seconds:
+            node.spin_step(executor)
+        steps = (node.core.time - sim0) / CONTROL_PERIOD
+        cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+        node.trigger_deactivate()
+        node.trigger_cleanup()
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+    bare_wall, bare_cpu = bare_steps_per_s(robot, seconds)
+    return {'robot': robot, 'mode': 'inprocess', 'driver_steps_per_s': round(steps / wall, 1),
+            'driver_steps_per_cpu_s': round(steps / cpu, 1),
+            'bare_steps_per_s': round(bare_wall, 1), 'bare_steps_per_cpu_s': round(bare_cpu, 1),
+            'cpu_fraction': round(steps / cpu / bare_cpu, 3),
+            'loadavg_1m': round(os.getloadavg()[0], 2)}
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` (Linux /proc), all its threads."""
     with open(f'/proc/{pid}/stat') as stat:
@@ -245,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--seconds', type=float, default=10.0)
     parser.add_argument('--lockstep-steps', type=int, default=250)
     parser.add_argument('--modes', nargs='+', default=['realtime', 'fast', 'lockstep'],
-                        choices=['realtime', 'fast', 'lockstep'])
+                        choices=['realtime', 'fast', 'lockstep', 'inprocess'])
     args = parser.parse_args(argv)
     os.environ.setdefault('MUJOCO_GL', 'egl')
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
@@ -255,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         for robot in args.robots:
             for mode, bench, amount in (('realtime', bench_realtime, args.seconds),
                                         ('fast', bench_fast, args.seconds),
-                                        ('lockstep', bench_lockstep, args.lockstep_steps)):
+                                        ('lockstep', bench_lockstep, args.lockstep_steps),
+                                        ('inprocess', bench_inprocess, args.seconds)):
                 if mode not in args.modes:
                     continue
                 row = bench(robot, amount)
