@@ -25,6 +25,41 @@ class DemoFailed(RuntimeError):
     """The demo cannot go on (a node died, no answer in time): the message says why."""
 
 
+def _ticking(predicate: Callable[[], bool], tick: Callable[[], None],
+             period: float = 0.25) -> Callable[[], bool]:
+    """``predicate`` that also runs ``tick`` every ``period`` s (it is polled on every spin)."""
+    due = [0.0]
+
+    def check() -> bool:
+        if time.monotonic() >= due[0]:
+            due[0] = time.monotonic() + period
+            tick()
+        return predicate()
+    return check
+
+
+class _Driver(sc.DriverClient):
+    """The driver client whose waits also supervise the graph (a crash ends them at once)."""
+
+    def __init__(self, tick: Callable[[], None], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tick = tick
+
+    def spin_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        return super().spin_until(_ticking(predicate, self.tick), timeout)
+
+
+class _Policy(pc.PolicyClient):
+    """The policy client whose waits also supervise the graph."""
+
+    def __init__(self, tick: Callable[[], None], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tick = tick
+
+    def spin_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        return super().spin_until(_ticking(predicate, self.tick), timeout)
+
+
 class DemoSession:
     """Context manager: rclpy up, the demo node, its clients; everything closed on exit.
 
@@ -52,10 +87,10 @@ class DemoSession:
         kwargs = {} if self.domain_id is None else {'domain_id': self.domain_id}
         rclpy.init(args=[], **kwargs)
         try:
-            self.driver = sc.DriverClient('pick_place_demo', topics=(
+            self.driver = _Driver(self._tick, 'pick_place_demo', topics=(
                 '/joint_states', '/pick_place/object_pose', '/pick_place/sim_goal'))
             self.node = self.driver.node
-            self.policy = pc.PolicyClient(node=self.node)
+            self.policy = _Policy(self._tick, node=self.node)
             if self.collect_frames:
                 self.node.create_subscription(
                     Image, '/camera/image_raw', self._on_image,
@@ -91,16 +126,7 @@ class DemoSession:
             self.recorder.poll()
 
     def spin_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        end = time.monotonic() + timeout
-        next_tick = 0.0
-        while time.monotonic() < end:
-            if predicate():
-                return True
-            rclpy.spin_once(self.node, timeout_sec=0.02)
-            if time.monotonic() >= next_tick:
-                self._tick()
-                next_tick = time.monotonic() + 0.25
-        return predicate()
+        return self.driver.spin_until(predicate, timeout)
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Driver publishing, policy node listening with weights loaded, recorder subscribed."""
@@ -109,6 +135,9 @@ class DemoSession:
         if not self.spin_until(lambda: self._goal_matched() and bool(self.policy.statuses),
                                timeout):
             raise DemoFailed(f'the policy node did not come up in {timeout:g} s')
+        # Our side has matched the policy node's goal reader; give its side (which drops
+        # samples of a writer it has not matched yet) time to match ours too.
+        self.spin_until(lambda: False, 1.0)
         status = self.policy.status()
         if status.get('phase') == 'inactive':
             raise DemoFailed(f'the policy node has no usable weights: {status.get("reason")}')

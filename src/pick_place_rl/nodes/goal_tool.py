@@ -73,7 +73,9 @@ class GoalClient:
 
     def send(self, xyz: Sequence[float], frame: str = 'world') -> tuple[int, int]:
         """Publish a goal; returns (status index, last goal id) marking what came before it."""
-        self.spin_until(lambda: False, 0.2)  # collect the latched history first
+        # Collect the latched history first; meanwhile the policy node's reader, which drops
+        # samples of writers it has not matched yet, gets time to match this one.
+        self.spin_until(lambda: False, 0.5)
         mark = (len(self.statuses), self.last_goal_id())
         msg = PoseStamped()
         msg.header.frame_id = frame
