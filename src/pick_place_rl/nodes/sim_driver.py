@@ -140,6 +140,7 @@ class SimDriverNode(LifecycleNode):
 
     # ---- lifecycle ---------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        backend = None
         try:
             self.config = c = declare_config_values(self)
             if c.clock_mode not in CLOCK_MODES:
@@ -147,6 +148,8 @@ class SimDriverNode(LifecycleNode):
             backend = make_backend(c.robot, **self._backend_kwargs())
             self._check_joint_names(backend)
         except Exception as exc:  # a bad parameter must fail the transition, not the process
+            if backend is not None:
+                backend.close()
             self.get_logger().error(f'configure failed: {exc}')
             return TransitionCallbackReturn.FAILURE
         self.core = DriverCore(backend, c.cmd_timeout, c.allow_nonzero_velocity_at_trajectory_end)

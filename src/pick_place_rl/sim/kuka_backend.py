@@ -68,22 +68,27 @@ class KukaBackend:
     # ---- episodes -----------------------------------------------------------------------
     def reset(self, seed: int | None = None, object_xy: np.ndarray | None = None,
               goal: np.ndarray | None = None) -> EpisodeInfo:
-        """Arm home, fingers open, ``num_objects`` new objects (seeded) dropped into the tray."""
+        """Arm home, fingers open, ``num_objects`` new objects (seeded) dropped into the tray.
+
+        ``object_xy`` drops the first object there instead; ``goal`` (3,) is only reported.
+        Bad values raise ValueError before anything changes.
+        """
+        xy = None if object_xy is None else np.asarray(object_xy, dtype=float)
+        if xy is not None and (xy.shape != (2,) or not np.all(np.isfinite(xy))):
+            raise ValueError(f'object_xy must be 2 finite numbers, got {xy.tolist()}')
+        new_goal = np.zeros(0) if goal is None else np.asarray(goal, dtype=float)
+        if new_goal.shape not in ((0,), (3,)) or not np.all(np.isfinite(new_goal)):
+            raise ValueError(f'goal must be 3 finite numbers, got {new_goal.tolist()}')
         self.scene.reset_robot()
         self._gripper = kuka_scene.FINGER_OPEN * self._finger_signs
         info = self.spawn_objects(seed)
-        if object_xy is not None:
-            xy = np.asarray(object_xy, dtype=float)
-            if xy.shape != (2,) or not np.all(np.isfinite(xy)):
-                raise ValueError(f'object_xy must be 2 finite numbers, got {xy.tolist()}')
+        if xy is not None:
             body = self.scene.objects[0]
             _, orn = self.scene.p.getBasePositionAndOrientation(body)
             self.scene.p.resetBasePositionAndOrientation(
                 body, [xy[0], xy[1], self.scene.config.drop_height], orn)
             self.scene.step(100)
-        self._goal = np.zeros(0) if goal is None else np.asarray(goal, dtype=float)
-        if self._goal.size not in (0, 3) or not np.all(np.isfinite(self._goal)):
-            raise ValueError(f'goal must be 3 finite numbers, got {self._goal.tolist()}')
+        self._goal = new_goal
         return EpisodeInfo(self._goal.copy(), self.object_pose()[0], info.seed,
                            info.details)
 
