@@ -8,7 +8,8 @@ Rewards: ``'sparse'`` gives 1 on reaching the goal, else 0; ``'dense'`` adds the
 tip-goal distance each step (scaled by ``dense_scale``) to the sparse reward, which keeps the
 optimal policy the same while letting a Q-net learn in seconds.
 
-Observation (float32, 12): cos and sin of the 4 joint angles, tip (x, y), goal (x, y).
+Observation (float32, 14): cos and sin of the 4 joint angles, tip (x, y), goal (x, y) and
+goal - tip (the error a greedy reacher descends).
 """
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ REWARD_TYPES = ('sparse', 'dense')
 class JointReacherEnv(gym.Env):
     metadata = {'render_modes': []}
 
-    def __init__(self, reward_type: str = 'dense', n_joints: int = 4, dtheta: float = 0.15,
-                 tolerance: float = 0.1, max_steps: int = 50, dense_scale: float = 10.0,
+    def __init__(self, reward_type: str = 'dense', n_joints: int = 4, dtheta: float = 0.2,
+                 tolerance: float = 0.15, max_steps: int = 30, dense_scale: float = 10.0,
                  ) -> None:
         if reward_type not in REWARD_TYPES:
             raise ValueError(f'unknown reward_type {reward_type!r}; choose from {REWARD_TYPES}')
@@ -31,7 +32,7 @@ class JointReacherEnv(gym.Env):
         self.max_steps, self.dense_scale = max_steps, dense_scale
         self.links = np.full(n_joints, 1.0 / n_joints)
         self.action_space = gym.spaces.Discrete(2 * n_joints)
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (2 * n_joints + 4,), np.float32)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (2 * n_joints + 6,), np.float32)
         self.q = np.zeros(n_joints)
         self.goal = np.zeros(2)
         self.steps = 0
@@ -42,7 +43,8 @@ class JointReacherEnv(gym.Env):
                          np.sum(self.links * np.sin(angles))])
 
     def _obs(self) -> np.ndarray:
-        return np.concatenate([np.cos(self.q), np.sin(self.q), self.tip(), self.goal]
+        tip = self.tip()
+        return np.concatenate([np.cos(self.q), np.sin(self.q), tip, self.goal, self.goal - tip]
                               ).astype(np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):

@@ -46,8 +46,11 @@ class DQNConfig:
     env_id: str = field('KukaDiverseGrasp-v0', 'environment: ' + ', '.join(ENV_NETS),
                         choices=tuple(ENV_NETS))
     seed: int = field(0, 'seed of envs, network, exploration and evaluation')
-    minutes: float = field(60.0, 'wall-clock budget; training stops after the epoch that '
-                                 'crosses it (resumed runs count earlier time)')
+    minutes: float = field(60.0, 'time budget; training stops after the epoch that crosses it '
+                                 '(resumed runs count earlier time)')
+    budget_clock: str = field('wall', "what 'minutes' counts: wall clock, or this process's CPU "
+                                      'time (a fair budget on a machine shared with other jobs)',
+                              choices=('wall', 'cpu'))
     epochs: int = field(1000, 'upper bound on epochs, whichever comes first with minutes')
     out_dir: str = field('runs/dqn_grasp', 'checkpoints, TensorBoard logs, curves, metrics')
     resume: bool = field(False, 'continue from out_dir/checkpoint.pt (weights, optimizer, '
@@ -104,8 +107,8 @@ class DQNReacherConfig(DQNConfig):
     env_id: str = field('JointReacher-v0', 'environment: ' + ', '.join(ENV_NETS),
                         choices=tuple(ENV_NETS))
     out_dir: str = field('runs/dqn_reacher', 'checkpoints, TensorBoard logs, curves, metrics')
-    minutes: float = field(2.0, 'wall-clock budget; training stops after the epoch that '
-                                'crosses it (resumed runs count earlier time)')
+    minutes: float = field(2.0, 'time budget; training stops after the epoch that crosses it '
+                                '(resumed runs count earlier time)')
     steps_per_epoch: int = field(2000, 'env steps between evaluations and checkpoints')
     learning_starts: int = field(200, 'env steps of pure exploration before updates start')
     eps_decay_steps: int = field(3000, 'env steps over which epsilon decays linearly')
@@ -165,6 +168,7 @@ class DQNTrainer:
         self.env_steps = 0
         self.episodes = 0
         self.elapsed_s = 0.0
+        self.cpu_s = 0.0
         self.history: list[dict] = []
         self.obs: np.ndarray | None = None
         self.recent: list[float] = []
@@ -179,6 +183,7 @@ class DQNTrainer:
     def save(self) -> None:
         train_state = {'epoch': self.epoch, 'env_steps': self.env_steps,
                        'episodes': self.episodes, 'elapsed_s': self.elapsed_s,
+                       'cpu_s': self.cpu_s,
                        'history': self.history, 'rng': self.rng.bit_generator.state}
         atomic_write_npz(self.out / 'replay.npz', **self.replay.state_dict())
         save_checkpoint(self.checkpoint_path, self.kind, to_dict(self.config), self.spec,
@@ -198,6 +203,7 @@ class DQNTrainer:
         self.epoch, self.env_steps = int(train['epoch']), int(train['env_steps'])
         self.episodes = int(train['episodes'])
         self.elapsed_s = float(train['elapsed_s'])
+        self.cpu_s = float(train['cpu_s'])
         self.history = [dict(h) for h in train['history']]
         self.rng.bit_generator.state = to_numpy_tree(train['rng'])
         replay = self.out / 'replay.npz'
@@ -282,20 +288,22 @@ class DQNTrainer:
     def train(self) -> dict:
         c = self.config
         self.out.mkdir(parents=True, exist_ok=True)
+        spent = (lambda: self.cpu_s) if c.budget_clock == 'cpu' else (lambda: self.elapsed_s)
         logger = TrainLogger(self.out, c.minutes * 60.0, tensorboard=c.tensorboard,
-                             progress=c.progress, initial_s=self.elapsed_s)
+                             progress=c.progress, initial_s=spent())
         try:
-            while self.epoch < c.epochs and self.elapsed_s < c.minutes * 60.0:
-                start = time.perf_counter()
+            while self.epoch < c.epochs and spent() < c.minutes * 60.0:
+                start, cpu_start = time.perf_counter(), time.process_time()
                 self.recent = []
                 losses = self._collect(c.steps_per_epoch)
                 train_s = time.perf_counter() - start
                 result = self.evaluate(self.eval_env, c.n_eval_episodes, c.eval_seed)
                 self.elapsed_s += time.perf_counter() - start
+                self.cpu_s += time.process_time() - cpu_start
                 self.epoch += 1
                 row = {'epoch': self.epoch, 'env_steps': self.env_steps,
-                       'wall_s': round(self.elapsed_s, 2), 'train_s': round(train_s, 2),
-                       'episodes': self.episodes,
+                       'wall_s': round(self.elapsed_s, 2), 'cpu_s': round(self.cpu_s, 2),
+                       'train_s': round(train_s, 2), 'episodes': self.episodes,
                        'epsilon': round(self.epsilon(self.env_steps), 4),
                        'train_success': float(np.mean(self.recent)) if self.recent else 0.0,
                        **result, **losses}
@@ -315,13 +323,20 @@ class DQNTrainer:
         self.export(self.out / 'qnet.pt')
         metrics = {'env_id': self.config.env_id, 'kind': self.kind, 'seed': self.config.seed,
                    'epochs': self.epoch, 'env_steps': self.env_steps, 'episodes': self.episodes,
-                   'wall_s': round(self.elapsed_s, 1),
+                   'wall_s': round(self.elapsed_s, 1), 'cpu_s': round(self.cpu_s, 1),
                    'final': self.history[-1] if self.history else {},
                    'best': max(self.history, key=lambda h: h['success_rate'], default={}),
                    'time_to': time_to_thresholds(self.history, (0.5, 0.6, 0.85, 0.9)),
+                   'cpu_time_to': time_to_thresholds(
+                       [{**h, 'wall_s': h['cpu_s']} for h in self.history], (0.5, 0.6, 0.85)),
                    'config': to_dict(self.config), 'history': self.history}
         atomic_write_json(self.out / 'metrics.json', metrics)
-        plot_curve(self.history, self.out / 'curve.png',
-                   title=f'{self.config.env_id} ({self.config.eval_split} objects)'
-                   if self.kind != KIND_MLP else self.config.env_id)
+        title = self.config.env_id
+        if self.kind != KIND_MLP:
+            title += f' ({self.config.eval_split} objects)'
+        plot_curve(self.history, self.out / 'curve.png', title=title)
+        if self.config.budget_clock == 'cpu':
+            by_cpu = [{**h, 'wall_s': h['cpu_s']} for h in self.history]
+            plot_curve(by_cpu, self.out / 'curve_cpu.png',
+                       title=title + ' - x axis: CPU minutes of this process')
         return metrics
