@@ -105,6 +105,11 @@ class DemoSession:
     def __exit__(self, *exc: Any) -> None:
         try:
             if self.recorder is not None:
+                # Messages already taken by the clients' callbacks may still wait for the
+                # recorder's (the last status, say): serve those before closing the file.
+                end = time.monotonic() + 0.5
+                while time.monotonic() < end:
+                    rclpy.spin_once(self.node, timeout_sec=0.05)
                 self.recorder.close()
                 self.recorded = (self.recorder.path, len(self.recorder.counts),
                                  sum(self.recorder.counts.values()))
