@@ -92,7 +92,7 @@ class Client:
 
     def call(self, srv_type, name: str, request, proc: subprocess.Popen, timeout: float = 120):
         client = self.node.create_client(srv_type, name)
-        self.wait_for(f'service {name}', lambda: client.service_is_ready(), 60, proc)
+        self.wait_for(f'service {name}', lambda: client.service_is_ready(), 180, proc)
         future = client.call_async(request)
         return self.wait_for(f'reply of {name}', lambda: future.result(), timeout, proc)
 
