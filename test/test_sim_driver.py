@@ -108,6 +108,15 @@ def test_fetch_lifecycle_trajectory_bad_input_and_reset(client: sc.DriverClient)
             [client.goals[-1].point.x, client.goals[-1].point.y, client.goals[-1].point.z],
             gym_obs['desired_goal']), 5)
 
+        # A placement applies to one reset; the next one samples again.
+        client.set_params(reset_seed=-1, reset_object_xy=[1.3, 0.7],
+                          reset_goal=[1.25, 0.8, 0.6])
+        placed = client.reset()
+        np.testing.assert_allclose(placed['object_position'][:2], [1.3, 0.7])
+        np.testing.assert_allclose(placed['goal'], [1.25, 0.8, 0.6])
+        sampled = client.reset()
+        assert np.linalg.norm(np.subtract(sampled['goal'], placed['goal'])) > 1e-3
+
         assert client.transition(sc.TRANSITION_DEACTIVATE)
         assert client.transition(sc.TRANSITION_CLEANUP)
         assert client.state() == 'unconfigured'

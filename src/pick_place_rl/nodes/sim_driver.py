@@ -28,6 +28,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.service import Service
@@ -85,8 +86,9 @@ class SimDriverConfig:
     reset_seed: int = field(-1, 'seed used by the next reset call (-1 = next episode of the '
                                 'simulator RNG); read when reset is called')
     reset_object_xy: tuple[float, ...] = field(
-        (), 'object x, y for the next reset (with reset_goal; empty = sampled)')
-    reset_goal: tuple[float, ...] = field((), 'goal x, y, z for the next reset (empty = sampled)')
+        (), 'object x, y for the next reset only (Fetch: with reset_goal; empty = sampled)')
+    reset_goal: tuple[float, ...] = field(
+        (), 'goal x, y, z for the next reset only (empty = sampled)')
     kuka_object_set: str = field('train', 'kuka: object split (train | test | all)')
     kuka_num_objects: int = field(5, 'kuka: objects dropped into the tray per episode')
 
@@ -301,6 +303,12 @@ class SimDriverNode(LifecycleNode):
         except (ValueError, TypeError) as exc:
             response.success, response.message = False, f'reset failed: {exc}'
             return response
+        if xy or goal:
+            # A placement is for one reset: clearing it here spares users from having to set
+            # an empty typed array (which `ros2 param set` cannot express).
+            empty = [Parameter(n, Parameter.Type.DOUBLE_ARRAY, [])
+                     for n in ('reset_object_xy', 'reset_goal')]
+            self.set_parameters(empty)
         return self._episode_response(info, response)
 
     def _on_spawn(self, request: Trigger.Request, response: Trigger.Response
