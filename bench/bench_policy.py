@@ -62,13 +62,18 @@ def success_in_process(weights: Path, seeds: list[int], scripted: bool,
     return out
 
 
-def success_through_ros(weights: Path, seeds: list[int], velocity_scale: float) -> dict:
+def success_through_ros(weights: Path, seeds: list[int], velocity_scale: float,
+                        mode: str = 'lockstep') -> dict:
+    """``lockstep``: driver steps per command, node acts per state (deterministic);
+    ``realtime``: driver paced to the wall clock streaming state at 100 Hz, node on its 25 Hz
+    timer (both on /clock), as with a real robot."""
     import rclpy
 
     from pick_place_rl.nodes import policy_client as pc
     from pick_place_rl.nodes import sim_client as sc
-    driver = sc.start_driver('fetch', ['clock_mode:=lockstep', 'camera_rate:=0.0'])
-    node = pc.start_policy_node(['weights:=' + str(weights), 'trigger:=joint_states',
+    driver = sc.start_driver('fetch', [f'clock_mode:={mode}', 'camera_rate:=0.0'])
+    trigger = 'joint_states' if mode == 'lockstep' else 'timer'
+    node = pc.start_policy_node(['weights:=' + str(weights), f'trigger:={trigger}',
                                  'use_sim_time:=true', f'velocity_scale:={velocity_scale}'],
                                 params_file=str(ROOT / 'config' / 'fetch_policy.yaml'))
     rclpy.init()
@@ -190,6 +195,8 @@ def main() -> int:
                         help='fraction of the URDF joint velocity limits (1.0 = real Fetch)')
     parser.add_argument('--scripted', action='store_true',
                         help='also the scripted reference controller, gym and joint sim')
+    parser.add_argument('--ros-mode', default='lockstep', choices=['lockstep', 'realtime'],
+                        help='sim driver clock mode of the ROS loop')
     parser.add_argument('--latency-samples', type=int, default=1000)
     parser.add_argument('--skip', nargs='*', default=[], choices=['success', 'ros', 'latency'])
     parser.add_argument('--out', type=Path, default=None, help='write the results as JSON')
@@ -208,7 +215,8 @@ def main() -> int:
             if key in local:
                 rates[key] = float(np.mean(local[key]))
     if 'ros' not in args.skip:
-        ros = success_through_ros(args.weights, seeds, args.velocity_scale)
+        ros = success_through_ros(args.weights, seeds, args.velocity_scale, args.ros_mode)
+        result['ros_mode'] = args.ros_mode
         result['ros_loop'] = ros
         rates['ros'] = float(np.mean(ros['ros']))
         if 'joint_sim' in result:
@@ -218,8 +226,9 @@ def main() -> int:
         result['inference_ms'] = inference_latency(args.weights, args.latency_samples)
         result['dds'] = dds_latency(args.weights, args.latency_samples)
     result['success_rate'] = rates
+    result['loadavg_1m'] = os.getloadavg()[0]
     print(f'weights: {args.weights}  seeds {seeds[0]}..{seeds[-1]}  '
-          f'velocity_scale {args.velocity_scale}')
+          f'velocity_scale {args.velocity_scale}  ROS loop: {args.ros_mode}')
     for key, rate in rates.items():
         print(f'  success {key:<20} {100 * rate:6.1f} %')
     if 'gym' in rates and 'ros' in rates:
@@ -233,7 +242,10 @@ def main() -> int:
         i, d = result['inference_ms'], result['dds']['obs_to_command_ms']
         print(f'  actor inference      p50 {i["p50"]:.3f} ms  p99 {i["p99"]:.3f} ms  (n={i["n"]})')
         print(f'  obs-in->command-out  p50 {d["p50"]:.3f} ms  p99 {d["p99"]:.3f} ms  '
-              f'(n={d["n"]}, 25 Hz, Fast DDS loopback)')
+              f'(n={d["n"]}, 25 Hz, Fast DDS loopback); inside the node p99 '
+              f'{result["dds"]["node_step_latency_ms_p99"]:.3f} ms')
+    print(f'  load average (1 min) at the end: {result["loadavg_1m"]:.1f} on {os.cpu_count()} '
+          f'CPUs')
     if args.out:
         args.out.write_text(json.dumps(result, indent=1, default=str))
     return 0

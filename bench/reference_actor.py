@@ -63,7 +63,7 @@ def fit(actor: Actor, obs_norm: Normalizer, goal_norm: Normalizer, obs: np.ndarr
         optim.zero_grad()
         loss.backward()
         optim.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 def main() -> int:
