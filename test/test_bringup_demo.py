@@ -68,6 +68,16 @@ def test_demo_runs_goals_records_and_animates(tmp_path: Path) -> None:
     for episode in results['episodes']:
         assert episode['result'] in ('success', 'failure') and len(episode['goal']) == 3
 
+    # The demo's numbers are the closed-loop benchmark's: in lock-step the episodes through ROS
+    # end where the same actor's in-process joint loop ends on the same seeds.
+    from pick_place_rl.core.policy import GoalPolicy
+    from pick_place_rl.train.policy_eval import joint_sim_episodes
+    reference = joint_sim_episodes(GoalPolicy.from_checkpoint(weights), [5, 6],
+                                   ROOT / 'urdf' / 'fetch.urdf')
+    for ros, local in zip(results['episodes'], reference):
+        assert (ros['success'], ros['steps']) == (local['success'], local['steps'])
+        assert abs(ros['distance'] - local['distance']) < 1e-3, (ros, local)
+
     # The recording: decoded by mcap-ros2-support from the schemas in the file alone.
     counts: Counter[str] = Counter()
     statuses = []
