@@ -12,7 +12,11 @@ import ast
 import dataclasses
 import importlib
 import itertools
+import json
+import os
 from pathlib import Path
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -197,3 +201,42 @@ def test_every_parameter_is_one_the_node_declares() -> None:
                 pytest.fail(f'{node.executable}: cannot read its parameters ({exc})')
         given = set(node.parameters) | set(g.file_parameters(node))
         assert given <= declared, f'{name}/{node.name}: unknown {sorted(given - declared)}'
+
+
+INSTALLED_PROBE = """
+import json
+from pick_place_rl.bringup import graph
+from pick_place_rl.launcher import ros_args
+# any installed file passes the weights check (the shipped actor may not be trained yet)
+nodes = graph.plan('sim_robot', {'weights': 'urdf/fetch.urdf'})
+print(json.dumps({'module': graph.__file__, 'share': str(graph.share_dir()),
+                  'argv': [ros_args(n) for n in nodes]}))
+"""
+
+
+def test_colcon_install_finds_its_own_share(tmp_path: Path) -> None:
+    """From a colcon install tree (no source checkout), the graphs resolve their parameter
+    files in ``install/.../share/pick_place_rl``, as ``ros2 launch`` does."""
+    colcon = Path(sys.executable).parent / 'colcon'
+    proc = subprocess.run(
+        [str(colcon), '--log-base', str(tmp_path / 'log'), 'build', '--build-base',
+         str(tmp_path / 'build'), '--install-base', str(tmp_path / 'install'),
+         '--event-handlers', 'console_direct-'], cwd=ROOT / 'ros2_ws', capture_output=True,
+        text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    prefix = tmp_path / 'install' / 'pick_place_rl'
+    share = prefix / 'share' / 'pick_place_rl'
+    assert sorted(p.name for p in (share / 'launch').glob('*.launch.py')) == \
+        sorted(p.name for p in LAUNCH_FILES)
+    site = next(prefix.glob('lib/python3*/site-packages'))
+    env = dict(os.environ, PYTHONPATH=str(site), AMENT_PREFIX_PATH=str(prefix))
+    env.pop('PICK_PLACE_RL_SHARE', None)
+    probe = subprocess.run([sys.executable, '-c', INSTALLED_PROBE], env=env, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120)
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    found = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert Path(found['module']).is_relative_to(site)
+    assert Path(found['share']) == share
+    files = [a for argv in found['argv'] for a in argv if a.endswith('.yaml')]
+    assert files == [str(share / 'config' / 'fetch_sim.yaml'),
+                     str(share / 'config' / 'fetch_policy.yaml')]
