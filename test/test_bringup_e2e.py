@@ -55,3 +55,6 @@ def test_goal_without_policy_node_is_a_clear_error() -> None:
     proc = goal('1.3', '0.75', '0.5', '--wait-node', '2')
     assert proc.returncode == 3
     assert 'no policy node listens on /pick_place/goal' in proc.stderr
+    proc = goal('1.3', '0.75')
+    assert proc.returncode == 2 and 'required: z' in proc.stderr
+    assert 'Traceback' not in proc.stderr

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         nodes, specs = launcher.prepare('sim_robot', given, args.domain_id)
     except GraphError as exc:
-        print(f'demo: {exc}', file=sys.stderr)
+        print(f'demo: {str(exc).replace("weights:=PATH", "--weights PATH")}', file=sys.stderr)
         return 2
     out = args.out_dir
     out.mkdir(parents=True, exist_ok=True)

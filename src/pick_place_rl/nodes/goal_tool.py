@@ -139,8 +139,8 @@ def describe(status: dict) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('xyz', nargs=3, type=float, metavar=('X', 'Y', 'Z'),
-                        help='place goal position, m, in --frame')
+    for axis in 'xyz':
+        parser.add_argument(axis, type=float, help=f'place goal {axis}, m, in --frame')
     parser.add_argument('--frame', default='world', help='frame id of the goal (default world)')
     parser.add_argument('--timeout', type=float, default=120.0,
                         help='seconds to wait for the result')
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, client: GoalClient) -> int:
     say = (lambda text: None) if args.quiet else (lambda text: print(text, flush=True))
-    xyz = list(args.xyz)
+    xyz = [args.x, args.y, args.z]
     try:
         if not client.wait_for_policy(args.wait_node):
             print('goal: no policy node listens on /pick_place/goal (start one, e.g. '
