@@ -4,6 +4,7 @@ results from /pick_place/status, Ctrl-C takes everything down."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 import signal
 import subprocess
@@ -25,7 +26,7 @@ def goal(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 def test_launch_send_goals_and_stop(tmp_path: Path) -> None:
     weights = actor_checkpoint(tmp_path / 'actor.pt')  # random actor: the loop, not the skill
-    run = Launched('sim_robot', f'weights:={weights}', '--no-clash-check')
+    run = Launched('sim_robot', f'weights:={weights}', 'respawn:=true', '--no-clash-check')
     try:
         run.wait_for(r'\[policy_node\] .*loaded weights', 120)
         # An episode: 50 actions at 25 Hz of simulated real time, then a result.
@@ -41,12 +42,19 @@ def test_launch_send_goals_and_stop(tmp_path: Path) -> None:
         refused = goal('3.0', '0.75', '0.50')
         assert refused.returncode == 2, refused.stdout + refused.stderr
         assert 'rejected' in refused.stdout and 'outside the workspace' in refused.stdout
+        # respawn:=true: a killed policy node comes back, loads its weights, takes goals.
+        first = run.pids()['policy_node']
+        os.kill(first, signal.SIGKILL)
+        run.wait_for(r'respawning policy_node', 20)
+        run.wait_for(r'(?s)loaded weights.*loaded weights', 120)  # the new process's
+        again = goal('1.30', '0.75', '0.50', '--wait-node', '60', '--timeout', '60')
+        assert again.returncode in (0, 1), again.stdout + again.stderr + run.text[-3000:]
         pids = run.pids()
-        assert set(pids) == {'sim_driver', 'policy_node'}
+        assert set(pids) == {'sim_driver', 'policy_node'} and pids['policy_node'] != first
         run.proc.send_signal(signal.SIGINT)
         assert run.proc.wait(timeout=30) == 0, run.text[-3000:]
         assert not any(_alive(p) for p in pids.values()), 'a node outlived the launcher'
-        assert 'crashed' not in run.text, run.text[-3000:]
+        assert run.text.count('crashed') == 1, run.text[-3000:]  # the kill above only
     finally:
         run.close()
 
