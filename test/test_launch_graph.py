@@ -145,6 +145,8 @@ def test_arguments_reach_the_nodes() -> None:
     (only,) = g.plan('sim_robot', {'policy': 'false', 'seed': '7'}, share=ROOT,
                      check_files=False)
     assert only.name == 'sim_driver' and only.parameters['seed'] == 7
+    driver, policy = g.plan('sim_robot', {'respawn': 'true'}, share=ROOT, check_files=False)
+    assert policy.respawn and not driver.respawn, "respawn:= is the policy node's"
     (lbr,) = g.plan('real_robot', {'profile': 'lbr_fri', 'respawn': 'true'}, share=ROOT,
                     check_files=False)
     assert ('/joint_states', '/lbr/joint_states') in lbr.remaps and lbr.respawn

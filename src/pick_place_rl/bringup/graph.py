@@ -76,6 +76,8 @@ class NodeSpec:
     #: parameters naming files that must exist before anything starts (e.g. weights)
     file_params: tuple[str, ...] = ()
     respawn: bool = False
+    #: boolean launch argument that turns respawn on ('' = none)
+    respawn_arg: str = ''
     respawn_delay: float = 2.0
     #: when it exits, the whole graph stops (ros2 launch: on_exit=Shutdown)
     required: bool = True
@@ -116,8 +118,9 @@ ROBOTS = ('fetch', 'kuka')
 CLOCK_MODES = ('realtime', 'fast', 'lockstep')
 
 _SIM_ARGS = (
-    Argument('robot', 'fetch', 'simulated robot: fetch (MuJoCo Fetch pick-and-place, DDPG+HER '
-             'actor) or kuka (PyBullet KUKA iiwa over a tray, DQN grasp net)', ROBOTS),
+    Argument('robot', 'fetch', 'simulated robot: fetch (MuJoCo Fetch pick-and-place scene) or '
+             'kuka (PyBullet KUKA iiwa over a tray of objects); the policy node runs '
+             'config/<robot>_policy.yaml', ROBOTS),
     Argument('policy', 'true', 'start the policy node next to the simulated robot', BOOL_CHOICES,
              'bool'),
     Argument('weights', '', 'policy weights file (actor.pt / grasp net); empty = the shipped '
@@ -160,7 +163,7 @@ GRAPHS: dict[str, Graph] = {
                       # lock-step: act once per simulator step, not on a timer
                       'trigger': Select('clock_mode', {'realtime': 'timer', 'fast': 'timer',
                                                        'lockstep': 'joint_states'})},
-                     when='policy', file_params=('weights',)),
+                     when='policy', file_params=('weights',), respawn_arg='respawn'),
         ),
     ),
     'real_robot': Graph(
@@ -181,7 +184,8 @@ GRAPHS: dict[str, Graph] = {
             NodeSpec('policy_node', 'policy_node', (),
                      {'weights': '{weights?}', 'urdf': '{urdf?}',
                       'use_sim_time': '{use_sim_time}'},
-                     profile_arg='profile', file_params=('weights', 'urdf')),
+                     profile_arg='profile', file_params=('weights', 'urdf'),
+                     respawn_arg='respawn'),
         ),
         {'profile': _REAL_PROFILES},
     ),
@@ -310,8 +314,8 @@ def plan(graph_name: str, given: Mapping[str, str] | None = None,
                 parameters[key] = _substitute(value, args) if isinstance(value, str) else value
             elif not (match.group(2) and args[match.group(1)] == ''):
                 parameters[key] = _typed(arg_by_name[match.group(1)], args[match.group(1)])
-        respawn = spec.respawn or ('respawn' in args and _typed(arg_by_name['respawn'],
-                                                                args['respawn']))
+        respawn = spec.respawn or bool(spec.respawn_arg and _typed(
+            arg_by_name[spec.respawn_arg], args[spec.respawn_arg]))
         node = PlannedNode(spec.name, spec.executable, spec.namespace, paths, parameters,
                            tuple(remaps), respawn, spec.respawn_delay, spec.required)
         if check_files:
