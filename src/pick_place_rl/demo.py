@@ -89,7 +89,9 @@ def run(args: argparse.Namespace) -> int:
                             report=report)
     say(f'[setup] starting {", ".join(n.name for n in nodes)} (clock {args.clock_mode}; '
         f'node logs in {out / "logs"})')
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Ctrl-C and SIGTERM end the demo the same way, even when started where SIGINT was ignored.
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT,
+                                                                      signal.SIGTERM)}
     try:
         supervisor.start()  # from this thread: the nodes die with it (PDEATHSIG)
         return _session(args, supervisor, out)
@@ -98,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         return 130
     finally:
         supervisor.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:

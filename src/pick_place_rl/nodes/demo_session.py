@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 
 from pick_place_rl.nodes import policy_client as pc
@@ -85,7 +86,9 @@ class DemoSession:
 
     def __enter__(self) -> DemoSession:
         kwargs = {} if self.domain_id is None else {'domain_id': self.domain_id}
-        rclpy.init(args=[], **kwargs)
+        # Ctrl-C stays a KeyboardInterrupt for the demo to handle (rclpy's own handler would
+        # shut the context down under the waiting code instead).
+        rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO, **kwargs)
         try:
             self.driver = _Driver(self._tick, 'pick_place_demo', topics=(
                 '/joint_states', '/pick_place/object_pose', '/pick_place/sim_goal'))
