@@ -82,7 +82,7 @@ class LinearSchedule:
     duration: int
 
     def __call__(self, t: int) -> float:
-        if self.duration <= 0:
+        if t >= self.duration:
             return self.end
         frac = min(max(t / self.duration, 0.0), 1.0)
         return self.start + frac * (self.end - self.start)

@@ -109,12 +109,14 @@ class DQNReacherConfig(DQNConfig):
     out_dir: str = field('runs/dqn_reacher', 'checkpoints, TensorBoard logs, curves, metrics')
     minutes: float = field(2.0, 'time budget; training stops after the epoch that crosses it '
                                 '(resumed runs count earlier time)')
-    steps_per_epoch: int = field(2000, 'env steps between evaluations and checkpoints')
-    learning_starts: int = field(200, 'env steps of pure exploration before updates start')
-    eps_decay_steps: int = field(3000, 'env steps over which epsilon decays linearly')
+    steps_per_epoch: int = field(500, 'env steps between evaluations and checkpoints')
+    learning_starts: int = field(100, 'env steps of pure exploration before updates start')
+    eps_decay_steps: int = field(1000, 'env steps over which epsilon decays linearly')
     eps_end: float = field(0.05, 'final exploration probability')
-    lr: float = field(1e-3, 'Adam learning rate')
-    target_update_every: int = field(100, 'target update every N gradient steps')
+    lr: float = field(3e-3, 'Adam learning rate')
+    gamma: float = field(0.5, 'discount; 0 = one-step (bandit) targets')
+    batch_size: int = field(128, 'transitions per gradient step')
+    target_update_every: int = field(50, 'target update every N gradient steps')
 
 
 def make_dqn_env(config: DQNConfig, split: str) -> gym.Env:

@@ -1,0 +1,193 @@
+"""DQN core: target math, replay, schedule, checkpoints, grasp policy errors, reacher learning."""
+import numpy as np
+import pytest
+import torch
+
+from pick_place_rl.core.checkpoint import CheckpointError, save_checkpoint
+from pick_place_rl.core.dqn import (
+    DQNAgent,
+    DQNBatch,
+    DQNParams,
+    LinearSchedule,
+    td_targets,
+    TransitionReplay,
+)
+from pick_place_rl.core.dqn_nets import (
+    build_net,
+    ConvQNet,
+    KIND_CONV,
+    KIND_MLP,
+    KIND_QMAP,
+    MLPQNet,
+    QMapNet,
+)
+from pick_place_rl.core.grasp_policy import GraspPolicy
+from pick_place_rl.sim.reacher_env import JointReacherEnv
+from pick_place_rl.train.dqn import DQNReacherConfig, DQNTrainer
+
+
+def test_double_dqn_targets_by_hand():
+    online = torch.tensor([[1.0, 5.0, 2.0], [0.0, 0.0, 9.0]])
+    target = torch.tensor([[10.0, 3.0, 20.0], [4.0, 8.0, 6.0]])
+    rewards = torch.tensor([1.0, 0.5])
+    dones = torch.tensor([0.0, 1.0])
+    # Double: online picks action 1 (row 0) -> target values it at 3.
+    y = td_targets(online, target, rewards, dones, gamma=0.9, double=True)
+    assert torch.allclose(y, torch.tensor([1.0 + 0.9 * 3.0, 0.5]))
+    # Plain DQN: max of the target row (20); terminal row never bootstraps.
+    y = td_targets(online, target, rewards, dones, gamma=0.9, double=False)
+    assert torch.allclose(y, torch.tensor([1.0 + 0.9 * 20.0, 0.5]))
+
+
+def test_update_uses_huber_loss_on_the_taken_action():
+    torch.manual_seed(0)
+    net = MLPQNet(2, 3, hidden=8)
+    agent = DQNAgent(net, DQNParams(lr=0.0, gamma=0.0, huber_delta=1.0))
+    obs = torch.zeros(2, 2)
+    q0 = net(obs).detach()
+    batch = DQNBatch(obs, torch.tensor([0, 2]), torch.tensor([q0[0, 0] + 3.0, q0[1, 2] + 0.5]),
+                     obs, torch.ones(2))
+    # errors 3 (linear part: 3 - 0.5) and 0.5 (quadratic part: 0.125)
+    loss = agent.update(batch)['loss']
+    assert loss == pytest.approx((2.5 + 0.125) / 2, rel=1e-5)
+
+
+def test_learning_moves_q_towards_the_target_and_target_net_follows():
+    torch.manual_seed(0)
+    agent = DQNAgent(MLPQNet(2, 2, hidden=16), DQNParams(lr=1e-2, gamma=0.0))
+    obs = torch.ones(8, 2)
+    batch = DQNBatch(obs, torch.zeros(8, dtype=torch.int64), torch.ones(8), obs, torch.ones(8))
+    for _ in range(200):
+        agent.update(batch)
+    assert agent.online(obs)[0, 0].item() == pytest.approx(1.0, abs=0.05)
+    assert abs(agent.target(obs)[0, 0].item() - 1.0) > 0.05  # not synced yet
+    agent.update_target()
+    assert torch.equal(agent.target(obs), agent.online(obs))
+
+
+def test_soft_target_update_weights_the_online_net_by_tau():
+    online, target = MLPQNet(2, 2, 4), MLPQNet(2, 2, 4)
+    agent = DQNAgent(online, DQNParams(tau=0.25))
+    agent.target.load_state_dict(target.state_dict())
+    before = [p.clone() for p in agent.target.parameters()]
+    agent.update_target()
+    for b, t, o in zip(before, agent.target.parameters(), online.parameters()):
+        assert torch.allclose(t, 0.75 * b + 0.25 * o)
+
+
+def test_epsilon_schedule():
+    eps = LinearSchedule(1.0, 0.1, 100)
+    assert eps(0) == 1.0 and eps(50) == pytest.approx(0.55) and eps(100) == eps(10**6) == 0.1
+
+
+def test_replay_ring_buffer_and_snapshot():
+    rb = TransitionReplay(4, (2, 2), np.uint8)
+    for i in range(6):
+        rb.add(np.full((2, 2), i), i, float(i), np.full((2, 2), i + 1), i == 5)
+    assert rb.size == 4 and rb.pos == 2
+    assert sorted(rb.actions.tolist()) == [2, 3, 4, 5]
+    batch = rb.sample(16, np.random.default_rng(0))
+    assert batch.obs.dtype == torch.uint8 and batch.obs.shape == (16, 2, 2)
+    assert torch.all(batch.next_obs.int() == batch.obs.int() + 1)
+    assert torch.all(batch.dones == (batch.actions == 5).float())
+    copy = TransitionReplay(4, (2, 2), np.uint8)
+    copy.load_state_dict(rb.state_dict())
+    np.testing.assert_array_equal(copy.obs, rb.obs)
+    assert copy.pos == rb.pos and copy.size == rb.size
+
+
+def test_qmap_net_is_fully_convolutional_in_env_action_order():
+    net = QMapNet(image_size=16, in_channels=4, n_yaw=3, width=4)
+    q = net(torch.zeros(2, 4, 16, 16))
+    assert q.shape == (2, 3 * 16 * 16) == (2, net.n_actions)
+    with pytest.raises(ValueError, match='multiple of 4'):
+        QMapNet(image_size=30)
+    assert ConvQNet(48, 7, 8)(torch.zeros(1, 48, 48, 3, dtype=torch.uint8)).shape == (1, 7)
+
+
+def _save_net(path, kind, net, spec):
+    save_checkpoint(path, kind, {}, spec, {'online': net.state_dict()})
+
+
+def test_grasp_policy_round_trip_and_bad_input(tmp_path):
+    torch.manual_seed(0)
+    spec = {'image_size': 16, 'in_channels': 4, 'n_yaw': 2, 'width': 4, 'n_actions': 512}
+    net = build_net(KIND_QMAP, spec)
+    _save_net(tmp_path / 'qmap.pt', KIND_QMAP, net, spec)
+    policy = GraspPolicy(tmp_path / 'qmap.pt')
+    image = np.random.default_rng(0).random((4, 16, 16)).astype(np.float32)
+    expected = net(torch.from_numpy(image)[None])[0].detach().numpy()
+    np.testing.assert_allclose(policy.q_values(image).ravel(), expected, rtol=1e-6)
+    grasp = policy.grasp(image)
+    assert grasp.action == int(expected.argmax())
+    assert (grasp.yaw_bin * 16 + grasp.row) * 16 + grasp.col == grasp.action
+    assert grasp.q == pytest.approx(float(expected.max()))
+    with pytest.raises(ValueError, match=r'shape \(4, 16, 16\).*got \(4, 32, 32\)'):
+        policy.grasp(np.zeros((4, 32, 32), np.float32))
+    with pytest.raises(ValueError, match='NaN'):
+        policy.grasp(np.full((4, 16, 16), np.nan, np.float32))
+    # the other network's checkpoint: a clear error naming both kinds
+    with pytest.raises(CheckpointError, match="'dqn_grasp_qmap' checkpoint, expected "
+                                              "'dqn_grasp_conv'"):
+        GraspPolicy(tmp_path / 'qmap.pt', kind=KIND_CONV)
+    conv_spec = {'image_size': 48, 'n_actions': 7, 'width': 8}
+    _save_net(tmp_path / 'conv.pt', KIND_CONV, build_net(KIND_CONV, conv_spec), conv_spec)
+    with pytest.raises(CheckpointError, match='expected .dqn_grasp_qmap.'):
+        GraspPolicy(tmp_path / 'conv.pt')
+    conv = GraspPolicy(tmp_path / 'conv.pt', kind=KIND_CONV)
+    assert 0 <= conv.act(np.zeros((48, 48, 3), np.uint8)) < 7
+    with pytest.raises(ValueError, match=r'\(48, 48, 3\)'):
+        conv.act(np.zeros((64, 64, 3), np.uint8))
+    with pytest.raises(ValueError, match='unknown grasp network kind'):
+        GraspPolicy(tmp_path / 'conv.pt', kind=KIND_MLP)
+
+
+def test_reacher_env_actions_and_rewards():
+    env = JointReacherEnv(reward_type='sparse')
+    obs, _ = env.reset(seed=0)
+    assert env.action_space.n == 8 and obs.shape == env.observation_space.shape
+    q0 = env.q.copy()
+    env.step(5)  # joint 2, +dtheta
+    assert np.allclose(env.q - q0, [0, 0, env.dtheta, 0])
+    _, reward, *_ = env.step(4)
+    assert reward in (0.0, 1.0)
+    with pytest.raises(ValueError, match='reward_type'):
+        JointReacherEnv(reward_type='shaped')
+
+
+def _reacher_config(tmp_path, **kw):
+    base = dict(out_dir=str(tmp_path), minutes=5.0, epochs=6, n_eval_episodes=20,
+                progress=False, tensorboard=False)
+    return DQNReacherConfig(**{**base, **kw})
+
+
+def test_reacher_learns_fast(tmp_path):
+    """3,000 env steps (about 10 CPU-seconds) of DQN: the greedy policy reaches far more goals
+    than a random one (a greedy distance-descent oracle reaches about 0.95)."""
+    trainer = DQNTrainer(_reacher_config(tmp_path))
+    rng = np.random.default_rng(1)
+    floor = trainer.evaluate(trainer.eval_env, 40, 5_000,
+                             policy=lambda obs: int(rng.integers(8)))['success_rate']
+    metrics = trainer.train()
+    learned = trainer.evaluate(trainer.eval_env, 40, 5_000)['success_rate']
+    assert floor < 0.25
+    assert learned >= 0.45 and learned > floor + 0.3, (floor, learned, metrics['history'])
+    assert (tmp_path / 'curve.png').is_file() and (tmp_path / 'qnet.pt').is_file()
+
+
+def test_trainer_checkpoint_round_trip_and_resume(tmp_path):
+    cfg = _reacher_config(tmp_path, epochs=1, steps_per_epoch=300, n_eval_episodes=2)
+    first = DQNTrainer(cfg)
+    first.train()
+    obs = np.random.default_rng(0).random((5, 14)).astype(np.float32)
+    resumed = DQNTrainer(_reacher_config(tmp_path, epochs=2, steps_per_epoch=300,
+                                         n_eval_episodes=2, resume=True))
+    np.testing.assert_array_equal(resumed.agent.q_values(obs), first.agent.q_values(obs))
+    assert resumed.replay.size == first.replay.size == 300
+    assert resumed.env_steps == 300 and resumed.epoch == 1
+    metrics = resumed.train()
+    assert metrics['epochs'] == 2 and metrics['env_steps'] == 600
+    # a checkpoint of another network kind is refused with a clear error
+    save_checkpoint(tmp_path / 'checkpoint.pt', KIND_QMAP, {}, {}, {})
+    with pytest.raises(CheckpointError, match='expected .dqn_reacher_mlp.'):
+        DQNTrainer(_reacher_config(tmp_path, resume=True))
