@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 import json
+import signal
 import sys
 import time
 
@@ -152,7 +153,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Ctrl-C stays a KeyboardInterrupt, so the goal can still be cancelled over the graph.
+    # Ctrl-C stays a KeyboardInterrupt (even where SIGINT was ignored at start), so the goal
+    # can still be cancelled over the graph.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node('goal_tool', start_parameter_services=False)
     try:
@@ -160,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
+        signal.signal(signal.SIGINT, previous)
 
 
 def _run(args: argparse.Namespace, client: GoalClient) -> int:
