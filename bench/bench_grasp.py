@@ -1,0 +1,123 @@
+"""Benchmark of the DQN grasp nets on held-out objects, with the random floor in the same run.
+
+For each task, the same episodes (seeds ``--seed`` .. ``--seed + episodes - 1`` of the test
+object split) are played by:
+
+* ``net``     the shipped Q-net, greedy;
+* ``random``  uniformly random actions;
+* ``random on objects`` (pixel task only) a random grasp on a pixel whose height says an object
+  is there -- the floor a learned net must beat to show it learned *where* to grasp, not just
+  *that* objects are not the tray.
+
+Success: per episode for the classic task (one grasp attempt each), per grasp attempt for the
+pixel task. Also the grasp-net inference latency at the serving resolution (one image, batch 1,
+``--threads`` torch threads), p50/p99 over ``--latency-samples`` calls.
+
+Run: ``python bench/bench_grasp.py --task pixel --weights models/dqn_pixel/qnet.pt --episodes 200``
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+
+from pick_place_rl.core.dqn_nets import KIND_CONV, KIND_QMAP
+from pick_place_rl.core.grasp_policy import GraspPolicy
+from pick_place_rl.sim.kuka_grasp_env import KukaDiverseGraspEnv, KukaPixelGraspEnv
+
+TASKS = {'classic': (KukaDiverseGraspEnv, KIND_CONV), 'pixel': (KukaPixelGraspEnv, KIND_QMAP)}
+
+
+def play(env, policy, episodes: int, first_seed: int) -> dict[str, float]:
+    successes, attempts = 0.0, 0
+    per_step = getattr(env, 'success_per_step', False)
+    start = time.perf_counter()
+    for i in range(episodes):
+        obs, _ = env.reset(seed=first_seed + i)
+        done = False
+        while not done:
+            obs, _, terminated, truncated, info = env.step(policy(obs))
+            done = terminated or truncated
+            if per_step:
+                successes += float(info['is_success'])
+                attempts += 1
+        if not per_step:
+            successes += float(info['is_success'])
+            attempts += 1
+    rate = successes / max(attempts, 1)
+    # 95% Wilson interval: the honest error bar of a success rate from a few hundred trials
+    z, n = 1.96, max(attempts, 1)
+    centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return {'success_rate': round(rate, 4), 'ci95': [round(centre - half, 4),
+                                                     round(centre + half, 4)],
+            'attempts': attempts, 'episodes': episodes,
+            'wall_s': round(time.perf_counter() - start, 1)}
+
+
+def latency(policy: GraspPolicy, obs: np.ndarray, samples: int) -> dict[str, float]:
+    for _ in range(10):
+        policy.act(obs)
+    times = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        policy.act(obs)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return {'n': samples, 'p50_ms': round(float(np.percentile(times, 50)), 3),
+            'p99_ms': round(float(np.percentile(times, 99)), 3),
+            'max_ms': round(float(np.max(times)), 3)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--task', choices=sorted(TASKS), required=True)
+    ap.add_argument('--weights', required=True, help='qnet.pt exported by the DQN trainer')
+    ap.add_argument('--episodes', type=int, default=200)
+    ap.add_argument('--seed', type=int, default=2_000_000, help='first episode seed')
+    ap.add_argument('--split', default='test', help='object set (held-out: test)')
+    ap.add_argument('--threads', type=int, default=1)
+    ap.add_argument('--latency-samples', type=int, default=1000)
+    ap.add_argument('--skip-random', action='store_true', help='only the net')
+    ap.add_argument('--out', default=None, help='write the result JSON here too')
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    env_cls, kind = TASKS[args.task]
+    policy = GraspPolicy(args.weights, kind=kind, threads=args.threads)
+    env = env_cls(split=args.split)
+    rng = np.random.default_rng(args.seed)
+    result = {'task': args.task, 'weights': args.weights, 'split': args.split,
+              'seeds': [args.seed, args.seed + args.episodes - 1],
+              'host': {'cpus': os.cpu_count(), 'machine': platform.machine(),
+                       'torch_threads': args.threads}}
+    obs, _ = env.reset(seed=args.seed)
+    result['latency'] = latency(policy, obs, args.latency_samples)
+    result['net'] = play(env, policy.act, args.episodes, args.seed)
+    if not args.skip_random:
+        n = env.action_space.n
+        result['random'] = play(env, lambda o: int(rng.integers(n)), args.episodes, args.seed)
+        if args.task == 'pixel':
+            s2 = obs.shape[1] * obs.shape[2]
+
+            def on_objects(o: np.ndarray) -> int:
+                occupied = np.flatnonzero(o[-1] > 0.01)
+                if occupied.size == 0:
+                    return int(rng.integers(n))
+                return int(rng.integers(env.config.n_yaw)) * s2 + int(rng.choice(occupied))
+
+            result['random on objects'] = play(env, on_objects, args.episodes, args.seed)
+    env.close()
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        with open(args.out, 'w') as f:
+            f.write(text + '\n')
+
+
+if __name__ == '__main__':
+    main()
