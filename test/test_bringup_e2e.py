@@ -38,6 +38,19 @@ def test_launch_send_goals_and_stop(tmp_path: Path) -> None:
         if final['result'] == 'failure':
             assert final['step'] == final['max_steps'], 'a failure uses the whole episode'
         assert final['distance'] is not None and final['wall_s'] > 1.0
+        # Ctrl-C while the episode runs cancels the goal on the policy node.
+        tool = subprocess.Popen([sys.executable, '-m', 'pick_place_rl.cli', 'goal', '1.3',
+                                 '0.75', '0.5'], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+        seen = []
+        for line in tool.stdout:  # type: ignore[union-attr]
+            seen.append(line)
+            if 'running' in line:
+                tool.send_signal(signal.SIGINT)
+                break
+        rest, _ = tool.communicate(timeout=30)
+        assert tool.returncode == 130, ''.join(seen) + rest
+        assert 'interrupted, goal cancelled' in rest
         # Outside the workspace: refused with a reason, exit code 2.
         refused = goal('3.0', '0.75', '0.50')
         assert refused.returncode == 2, refused.stdout + refused.stderr
