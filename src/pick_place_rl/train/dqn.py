@@ -10,8 +10,10 @@ TensorBoard/CSV row, ``qnet_best.pt`` (best evaluation so far), and at the end `
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+import threading
 import time
 
 import gymnasium as gym
@@ -146,6 +148,8 @@ def net_spec(config: DQNConfig, env: gym.Env) -> dict:
 class DQNTrainer:
     """Owns envs, agent, replay and logger; :meth:`train` runs until the budget is spent."""
 
+    CYCLE_STEPS = 25
+
     def __init__(self, config: DQNConfig) -> None:
         self.config = config
         self.out = Path(config.out_dir)
@@ -174,6 +178,14 @@ class DQNTrainer:
         self.history: list[dict] = []
         self.obs: np.ndarray | None = None
         self.recent: list[float] = []
+        # Hooks for a host such as the trainer node (same contract as the DDPG+HER trainer),
+        # called in the training thread: on_cycle() every ``CYCLE_STEPS`` env steps,
+        # on_epoch(row) after each epoch's checkpoint. Setting ``stop`` ends training at the
+        # next cycle boundary (the epoch in progress is dropped, as after a kill); train()
+        # still exports the Q-net and metrics.
+        self.on_cycle: Callable[[], None] | None = None
+        self.on_epoch: Callable[[dict], None] | None = None
+        self.stop = threading.Event()
         if config.resume:
             self._resume()
 
@@ -195,6 +207,8 @@ class DQNTrainer:
         """Inference-only file: the online Q-net (what models/ ships)."""
         save_checkpoint(path, self.kind, to_dict(self.config), self.spec,
                         {'online': self.agent.online.state_dict()})
+
+    export_actor = export  # the name the trainer node calls
 
     def _resume(self) -> None:
         if not self.checkpoint_path.exists():
@@ -234,7 +248,12 @@ class DQNTrainer:
     def _collect(self, n_steps: int) -> dict[str, float]:
         c = self.config
         losses: dict[str, float] = {}
-        for _ in range(n_steps):
+        for step in range(n_steps):
+            if step and step % self.CYCLE_STEPS == 0:
+                if self.on_cycle is not None:
+                    self.on_cycle()
+                if self.stop.is_set():
+                    break
             if self.obs is None:
                 # Every episode has its own seed: a resumed run continues the same sequence.
                 self.obs, _ = self.env.reset(seed=self._episode_seed())
@@ -294,10 +313,13 @@ class DQNTrainer:
         logger = TrainLogger(self.out, c.minutes * 60.0, tensorboard=c.tensorboard,
                              progress=c.progress, initial_s=spent())
         try:
-            while self.epoch < c.epochs and spent() < c.minutes * 60.0:
+            while (self.epoch < c.epochs and spent() < c.minutes * 60.0
+                   and not self.stop.is_set()):
                 start, cpu_start = time.perf_counter(), time.process_time()
                 self.recent = []
                 losses = self._collect(c.steps_per_epoch)
+                if self.stop.is_set():
+                    break
                 train_s = time.perf_counter() - start
                 result = self.evaluate(self.eval_env, c.n_eval_episodes, c.eval_seed)
                 self.elapsed_s += time.perf_counter() - start
@@ -314,6 +336,8 @@ class DQNTrainer:
                 self.save()
                 if row['success_rate'] > best:
                     self.export(self.out / 'qnet_best.pt')
+                if self.on_epoch is not None:
+                    self.on_epoch(row)
                 logger.log(row)
         finally:
             logger.close()
