@@ -160,3 +160,17 @@ def test_invalid_action_is_a_clear_error():
             env.step(env.action_space.n)
     finally:
         env.close()
+
+
+def test_pixel_env_same_seed_same_episode():
+    env_a, env_b = KukaPixelGraspEnv(n_objects=3), KukaPixelGraspEnv(n_objects=3)
+    try:
+        actions = [1234, 3001]
+        ids_a, frames_a, rew_a, poses_a = _rollout(env_a, 11, actions)
+        ids_b, frames_b, rew_b, poses_b = _rollout(env_b, 11, actions)
+        assert ids_a == ids_b and rew_a == rew_b
+        assert all(np.array_equal(a, b) for a, b in zip(frames_a, frames_b))
+        np.testing.assert_array_equal(poses_a, poses_b)
+    finally:
+        env_a.close()
+        env_b.close()
