@@ -13,6 +13,9 @@ Success: per episode for the classic task (one grasp attempt each), per grasp at
 pixel task. Also the grasp-net inference latency at the serving resolution (one image, batch 1,
 ``--threads`` torch threads), p50/p99 over ``--latency-samples`` calls.
 
+``--profile N``: instead, where one trainer step's CPU time goes -- env reset, env step (random
+actions) and one DQN update at the trainer's default batch size -- over N env steps.
+
 Run: ``python bench/bench_grasp.py --task pixel --weights models/dqn_pixel/qnet.pt --episodes 200``
 """
 from __future__ import annotations
@@ -73,10 +76,49 @@ def latency(policy: GraspPolicy, obs: np.ndarray, samples: int) -> dict[str, flo
             'max_ms': round(float(np.max(times)), 3)}
 
 
+def profile(task: str, env, n_steps: int) -> dict[str, float]:
+    """CPU milliseconds (this process) per env reset, env step and DQN update."""
+    from pick_place_rl.core.dqn import DQNAgent, DQNParams, TransitionReplay
+    from pick_place_rl.core.dqn_nets import build_net
+    from pick_place_rl.train.dqn import DQNConfig, DQNPixelConfig, net_spec
+
+    config = DQNPixelConfig() if task == 'pixel' else DQNConfig()
+    rng = np.random.default_rng(0)
+    resets, steps = [], []
+    obs, _ = env.reset(seed=0)
+    space = env.observation_space
+    replay = TransitionReplay(n_steps, space.shape, space.dtype)
+    for i in range(n_steps):
+        t0 = time.process_time()
+        next_obs, r, term, trunc, _ = env.step(int(rng.integers(env.action_space.n)))
+        steps.append(time.process_time() - t0)
+        replay.add(obs, 0, r, next_obs, term)
+        obs = next_obs
+        if term or trunc:
+            t0 = time.process_time()
+            obs, _ = env.reset(seed=i + 1)
+            resets.append(time.process_time() - t0)
+    spec = net_spec(config, env)
+    agent = DQNAgent(build_net(TASKS[task][1], spec), DQNParams(gamma=config.gamma))
+    updates = []
+    for _ in range(20):
+        batch = replay.sample(config.batch_size, rng)
+        t0 = time.process_time()
+        agent.update(batch)
+        updates.append(time.process_time() - t0)
+
+    def ms(v: list[float]) -> float | None:
+        return round(1e3 * float(np.mean(v)), 1) if v else None
+
+    return {'env_step_cpu_ms': ms(steps), 'env_reset_cpu_ms': ms(resets),
+            'update_cpu_ms': ms(updates[2:]), 'batch_size': config.batch_size,
+            'env_steps': n_steps}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--task', choices=sorted(TASKS), required=True)
-    ap.add_argument('--weights', required=True, help='qnet.pt exported by the DQN trainer')
+    ap.add_argument('--weights', help='qnet.pt exported by the DQN trainer')
     ap.add_argument('--episodes', type=int, default=200)
     ap.add_argument('--seed', type=int, default=2_000_000, help='first episode seed')
     ap.add_argument('--split', default='test', help='object set (held-out: test)')
@@ -84,8 +126,18 @@ def main() -> None:
     ap.add_argument('--latency-samples', type=int, default=1000)
     ap.add_argument('--skip-random', action='store_true', help='only the net')
     ap.add_argument('--out', default=None, help='write the result JSON here too')
+    ap.add_argument('--profile', type=int, default=0, metavar='N',
+                    help='profile N env steps and DQN updates instead (no --weights needed)')
     args = ap.parse_args()
+    if args.profile:
+        torch.set_num_threads(args.threads)
+        env = TASKS[args.task][0](split=args.split)
+        print(json.dumps({'task': args.task, **profile(args.task, env, args.profile)}))
+        env.close()
+        return
 
+    if not args.weights:
+        ap.error('--weights is required (unless --profile)')
     torch.set_num_threads(args.threads)
     env_cls, kind = TASKS[args.task]
     policy = GraspPolicy(args.weights, kind=kind, threads=args.threads)
