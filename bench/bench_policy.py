@@ -207,13 +207,19 @@ def main() -> int:
     result: dict = {'weights': str(args.weights), 'seeds': [seeds[0], seeds[-1]],
                     'velocity_scale': args.velocity_scale, 'host': platform.node(),
                     'cpus': os.cpu_count()}
-    rates = {}
+    rates: dict[str, float] = {}
+
+    def save() -> None:  # after every part: a failure later keeps what was measured
+        if args.out:
+            args.out.write_text(json.dumps(dict(result, success_rate=rates), indent=1,
+                                           default=str))
     if 'success' not in args.skip:
         local = success_in_process(args.weights, seeds, args.scripted, args.velocity_scale)
         result.update(local)
         for key in ('gym', 'joint_sim', 'scripted_gym', 'scripted_joint_sim'):
             if key in local:
                 rates[key] = float(np.mean(local[key]))
+        save()
     if 'ros' not in args.skip:
         ros = success_through_ros(args.weights, seeds, args.velocity_scale, args.ros_mode)
         result['ros_mode'] = args.ros_mode
@@ -222,6 +228,7 @@ def main() -> int:
         if 'joint_sim' in result:
             same = sum(a == b for a, b in zip(ros['ros'], result['joint_sim']))
             result['ros_vs_joint_sim_same_outcome'] = same
+        save()
     if 'latency' not in args.skip:
         result['inference_ms'] = inference_latency(args.weights, args.latency_samples)
         result['dds'] = dds_latency(args.weights, args.latency_samples)

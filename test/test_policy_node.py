@@ -193,10 +193,16 @@ def test_policy_node_safety_on_the_graph(client: pc.PolicyClient, tmp_path: Path
         assert client.trigger('reset_estop').success
         assert client.wait_status(lambda s: s['phase'] == 'idle', 5, since=mark)
 
-        # 8. Cancel: the episode ends 'cancelled' and commands stop.
+        # 8. A new goal preempts the episode under way; cancel ends it and commands stop.
         client.send_goal(GOAL)
-        assert client.wait_status(lambda s: s['phase'] == 'running', 5)
+        first = client.wait_status(lambda s: s['phase'] == 'running', 5)
+        assert first
         client.spin_for(0.3)
+        client.send_goal((1.35, 0.80, 0.50))
+        st = client.wait_status(lambda s: s['result'] == 'preempted', 5)
+        assert st and st['goal_id'] == first['goal_id'], st
+        assert client.wait_status(lambda s: s['phase'] == 'running'
+                                  and s['goal_id'] == first['goal_id'] + 1, 5)
         mark = len(client.statuses)
         res = client.trigger('cancel')
         assert res.success

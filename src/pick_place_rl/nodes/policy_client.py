@@ -178,20 +178,40 @@ class PolicyClient:
 
 
 TERMINAL = ('success', 'failure', 'cancelled', 'preempted', 'estop')
+#: How an episode of ``run_episodes`` can end (a retry preempts the stuck attempt: not an end).
+_ENDS = ('success', 'failure', 'cancelled', 'estop', 'rejected')
+
+
+def _reset_and_wait(driver: Any, seed: int) -> dict:
+    """Reset the driver to ``seed`` and wait until the reset state is on the graph."""
+    driver.set_params(reset_seed=int(seed))
+    n_poses = len(driver.object_poses)
+    info = driver.reset()
+    want = np.asarray(info['object_position'])
+
+    def reset_seen() -> bool:
+        for msg in driver.object_poses[n_poses:]:
+            p = msg.pose.position
+            if np.allclose([p.x, p.y, p.z], want, atol=1e-9):
+                return True
+        return False
+    if not driver.spin_until(reset_seen, 10.0):
+        raise TimeoutError(f'seed {seed}: reset state never arrived')
+    return info
 
 
 def run_episodes(driver: Any, policy: PolicyClient, seeds: Sequence[int],
-                 episode_timeout: float = 60.0) -> list[dict]:
+                 episode_timeout: float = 60.0, attempts: int = 3) -> list[dict]:
     """Seeded pick-place episodes through ROS: driver reset per seed, goal over the topic.
 
     ``driver`` is a ``sim_client.DriverClient`` sharing ``policy``'s rclpy node. Per seed it
     sets the driver's ``reset_seed``, resets (the gym's initial state for that seed), waits
     until the reset state is on the graph, publishes the seed's goal on /pick_place/goal and
-    waits for the node's terminal status. Returns per seed: ``seed``, ``success``,
-    ``distance``, ``steps``, ``result``, ``wall_s``.
+    waits for the node's terminal status. In lock-step the driver publishes the reset state
+    once; if the policy node's subscription had not matched yet it holds at step 0 (inputs
+    stale), and the seed is reset and sent again (``attempts`` times in all). Returns per seed:
+    ``seed``, ``success``, ``distance``, ``steps``, ``result``, ``wall_s``, ``attempts``.
     """
-    # The policy node must hear the driver's state stream before the first reset: in lock-step
-    # the reset state is published once, and a goal on a node without it waits forever.
     node = policy.node
     if not policy.spin_until(lambda: node.count_subscribers('/joint_states') >= 2
                              and node.count_subscribers('/pick_place/object_pose') >= 2, 30.0):
@@ -199,30 +219,39 @@ def run_episodes(driver: Any, policy: PolicyClient, seeds: Sequence[int],
     policy.spin_for(0.5)
     out = []
     for seed in seeds:
-        driver.set_params(reset_seed=int(seed))
-        n_poses = len(driver.object_poses)
-        info = driver.reset()
-        want = np.asarray(info['object_position'])
+        for attempt in range(1, attempts + 1):
+            info = _reset_and_wait(driver, seed)
+            policy.spin_for(0.05)  # the policy node receives the same samples: let them land
+            goal = [float(v) for v in info['goal']]
+            mark = len(policy.statuses)
+            t0 = time.monotonic()
+            policy.send_goal(goal)
+            stuck_since: list[float] = []
 
-        def reset_seen(n_poses: int = n_poses, want: np.ndarray = want) -> bool:
-            for msg in driver.object_poses[n_poses:]:
-                p = msg.pose.position
-                if np.allclose([p.x, p.y, p.z], want, atol=1e-9):
-                    return True
-            return False
-        if not driver.spin_until(reset_seen, 10.0):
-            raise TimeoutError(f'seed {seed}: reset state never arrived')
-        policy.spin_for(0.05)  # the policy node receives the same samples: let them land
-        goal = [float(v) for v in info['goal']]
-        mark = len(policy.statuses)
-        t0 = time.monotonic()
-        policy.send_goal(goal)
-        st = policy.wait_status(lambda s, goal=goal: s['result'] in TERMINAL + ('rejected',)
-                                and np.allclose(s['goal'], goal), episode_timeout, since=mark)
-        if st is None:
-            raise TimeoutError(f'seed {seed}: no result within {episode_timeout} s; last '
-                               f'status {policy.status()}')
-        out.append({'seed': int(seed), 'success': st['result'] == 'success',
-                    'distance': st['distance'], 'steps': st['step'], 'result': st['result'],
-                    'wall_s': time.monotonic() - t0})
+            def finished(goal: list[float] = goal, mark: int = mark,
+                         stuck_since: list[float] = stuck_since) -> bool:
+                for s in policy.statuses[mark:]:
+                    if s['result'] in _ENDS and np.allclose(s['goal'], goal):
+                        return True
+                last = policy.status()
+                if last.get('phase') == 'holding' and last.get('step') == 0:
+                    stuck_since.append(time.monotonic())
+                    return time.monotonic() - stuck_since[0] > 1.0
+                return False
+            policy.spin_until(finished, episode_timeout)
+            done = [s for s in policy.statuses[mark:]
+                    if s['result'] in _ENDS and np.allclose(s['goal'], goal)]
+            if done:
+                st = done[0]
+                out.append({'seed': int(seed), 'success': st['result'] == 'success',
+                            'distance': st['distance'], 'steps': st['step'],
+                            'result': st['result'], 'wall_s': time.monotonic() - t0,
+                            'attempts': attempt})
+                break
+            if not stuck_since:
+                raise TimeoutError(f'seed {seed}: no result within {episode_timeout} s; last '
+                                   f'status {policy.status()}')
+        else:
+            raise TimeoutError(f'seed {seed}: the policy node never got the reset state in '
+                               f'{attempts} attempts; last status {policy.status()}')
     return out

@@ -255,7 +255,13 @@ class PolicyNode(Node):
             self._reject('rejected_goals', f'goal {goal_id} rejected: {exc}')
             self._publish_refusal(goal_id, [], str(exc))
             return
+        previous = self.runner.status.to_dict() if self.runner.active else None
         status = self.runner.start(goal, goal_id)
+        if status.result != 'rejected' and previous is not None:
+            # The preempted episode's own last word, before the new one's first.
+            previous.update(phase=Phase.DONE.value, result='preempted',
+                            reason=f'preempted by goal {goal_id}')
+            self._status_pub.publish(String(data=json.dumps(previous)))
         if status.result == 'rejected':
             self._reject('rejected_goals', f'goal {goal_id} rejected: {status.reason}')
             self._publish_refusal(goal_id, goal.tolist(), status.reason)
