@@ -55,5 +55,6 @@ def run(args: argparse.Namespace) -> int:
     summary = {k: metrics[k] for k in ('env_id', 'epochs', 'env_steps', 'wall_s', 'time_to')}
     summary['final'] = {k: metrics['final'].get(k) for k in ('success_rate', 'return')}
     print(json.dumps(summary))
-    print(f'outputs in {config.out_dir}: checkpoint.pt actor.pt metrics.json curve.png tb/')
+    outputs = getattr(module, 'OUTPUTS', 'checkpoint.pt actor.pt metrics.json curve.png tb/')
+    print(f'outputs in {config.out_dir}: {outputs}')
     return 0

@@ -36,6 +36,9 @@ from pick_place_rl.sim.registry import check_env_id
 from pick_place_rl.train.ddpg_her import time_to_thresholds
 from pick_place_rl.train.progress import TrainLogger
 
+#: what a run writes to out_dir (printed by the CLI)
+OUTPUTS = 'checkpoint.pt replay.npz qnet.pt qnet_best.pt metrics.json curve.png tb/'
+
 #: env id -> network kind
 ENV_NETS = {'KukaDiverseGrasp-v0': KIND_CONV, 'KukaPixelGrasp-v0': KIND_QMAP,
             'JointReacher-v0': KIND_MLP}
