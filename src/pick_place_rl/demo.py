@@ -22,7 +22,7 @@ import sys
 import time
 from typing import Any
 
-from pick_place_rl.bringup.graph import GraphError, ROBOTS
+from pick_place_rl.bringup.graph import file_parameters, GraphError, ROBOTS
 from pick_place_rl.bringup.supervisor import Supervisor
 
 #: topics recorded by ``--record`` (the camera's depth is left out: 300 kB a frame)
@@ -80,8 +80,13 @@ def run(args: argparse.Namespace) -> int:
     except GraphError as exc:
         print(f'demo: {str(exc).replace("weights:=PATH", "--weights PATH")}', file=sys.stderr)
         return 2
+    policy = next(n for n in nodes if n.name == 'policy_node')
+    weights = {**file_parameters(policy), **policy.parameters}.get('weights')
+    say(f'[setup] weights: {weights}')
+    args.weights = str(weights)  # as resolved, for demo_results.json
     out = args.out_dir
     out.mkdir(parents=True, exist_ok=True)
+
     def report(text: str) -> None:
         if args.verbose or 'crashed' in text:
             print(f'[launch] {text}', file=sys.stderr, flush=True)
@@ -184,7 +189,7 @@ def _summary(args: argparse.Namespace, results: list[dict], out: Path) -> int:
     say(f'success rate: {n_ok}/{len(results)} ({100 * rate:.0f}%), '
         f'{mean_t:.1f} s per goal on average')
     (out / 'demo_results.json').write_text(json.dumps({
-        'robot': args.robot, 'clock_mode': args.clock_mode, 'weights': args.weights or None,
+        'robot': args.robot, 'clock_mode': args.clock_mode, 'weights': args.weights,
         'seeds': [r['seed'] for r in results], 'success_rate': rate, 'episodes': results,
         'host_cpus': os.cpu_count()}, indent=2))
     say(f'results: {out / "demo_results.json"}')
