@@ -242,3 +242,30 @@ def test_colcon_install_finds_its_own_share(tmp_path: Path) -> None:
     files = [a for argv in found['argv'] for a in argv if a.endswith('.yaml')]
     assert files == [str(share / 'config' / 'fetch_sim.yaml'),
                      str(share / 'config' / 'fetch_policy.yaml')]
+
+
+@pytest.mark.parametrize('profile, joints, trajectory_topic', [
+    ('kuka_drivers', [f'joint_{i}' for i in range(1, 8)],
+     '/joint_trajectory_controller/joint_trajectory'),
+    ('lbr_fri', [f'lbr_A{i}' for i in range(1, 8)],
+     '/lbr/joint_trajectory_controller/joint_trajectory'),
+    ('fetch', ['shoulder_pan_joint', 'shoulder_lift_joint', 'upperarm_roll_joint',
+               'elbow_flex_joint', 'forearm_roll_joint', 'wrist_flex_joint', 'wrist_roll_joint'],
+     '/arm_controller/joint_trajectory'),
+])
+def test_real_profiles_match_their_driver_stacks(profile: str, joints: list[str],
+                                                 trajectory_topic: str) -> None:
+    """Joint names and controller topics of each stack; cautious limits until validated."""
+    (node,) = g.plan('real_robot', {'profile': profile}, share=ROOT, check_files=False)
+    values = {**g.file_parameters(node), **node.parameters}
+    assert values['arm_joints'] == joints
+    remaps = dict(node.remaps)
+    assert remaps.get(values['trajectory_topic'], values['trajectory_topic']) == trajectory_topic
+    assert values['velocity_scale'] <= 0.25, 'reduced speed until the cell is validated'
+    assert values['max_input_age'] <= 0.1
+    assert values['urdf'] == '', "the robot's own URDF is passed with urdf:="
+    assert 'use_sim_time' in node.parameters and node.parameters['use_sim_time'] is False
+    if profile != 'fetch':
+        assert values['weights'] == '', 'no simulator-trained weights by default on a KUKA'
+    with pytest.raises(g.GraphError, match=r'(no (weights|urdf) file given|does not exist)'):
+        g.plan('real_robot', {'profile': profile}, share=ROOT)
