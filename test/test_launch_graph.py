@@ -269,3 +269,24 @@ def test_real_profiles_match_their_driver_stacks(profile: str, joints: list[str]
         assert values['weights'] == '', 'no simulator-trained weights by default on a KUKA'
     with pytest.raises(g.GraphError, match=r'(no (weights|urdf) file given|does not exist)'):
         g.plan('real_robot', {'profile': profile}, share=ROOT)
+
+
+def test_ros_launch_adapter_builds_nodes_only_from_the_plan() -> None:
+    """``generate`` (needs ``launch``, absent here) makes each ``Node`` from ``node_kwargs`` of
+    a planned node and declares every argument with description and choices: checked on its
+    syntax tree, since it cannot run without a ROS distro."""
+    import pick_place_rl.bringup.ros_launch as rl
+    tree = ast.parse(Path(rl.__file__).read_text())
+    (gen,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == 'generate']
+    calls = {}
+    for n in ast.walk(gen):
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
+            calls.setdefault(n.func.id, []).append(n)
+    (node_call,) = calls['Node']
+    assert not node_call.args and [k.arg for k in node_call.keywords] == [None, 'on_exit']
+    spread = node_call.keywords[0].value
+    assert isinstance(spread, ast.Call) and spread.func.id == 'node_kwargs'
+    (plan_call,) = calls['plan']
+    assert ast.unparse(plan_call.args[0]) == 'graph_name'
+    (declare,) = calls['DeclareLaunchArgument']
+    assert {k.arg for k in declare.keywords} == {'default_value', 'description', 'choices'}
