@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 
 from pick_place_rl.core.checkpoint import CheckpointError
@@ -48,6 +49,15 @@ def run(args: argparse.Namespace) -> int:
     config = from_namespace(config_cls, args, base)
     try:
         trainer = trainer_cls(config)
+        stop = getattr(trainer, 'stop', None)
+        if stop is not None:
+            # Ctrl-C / SIGTERM: stop at the next cycle boundary, then write the actor, the final
+            # evaluation, metrics and curve like a finished run (the epoch in progress is lost).
+            def request_stop(signum: int, frame: object) -> None:
+                print('pick-place-rl train: stopping after this cycle', file=sys.stderr)
+                stop.set()
+            signal.signal(signal.SIGINT, request_stop)
+            signal.signal(signal.SIGTERM, request_stop)
         metrics = trainer.train()
     except (UnknownEnvError, CheckpointError, ValueError) as exc:
         print(f'pick-place-rl train: error: {exc}', file=sys.stderr)
