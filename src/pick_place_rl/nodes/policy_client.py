@@ -30,10 +30,14 @@ from trajectory_msgs.msg import JointTrajectory
 NODE = '/policy_node'
 
 
-def start_policy_node(params: Sequence[str] = (), params_file: str | None = None
-                      ) -> subprocess.Popen:
-    """The policy node as a separate process; its log goes to a file read by :func:`stop`."""
-    args = [sys.executable, '-m', 'pick_place_rl.nodes.policy_node', '--ros-args']
+def start_policy_node(params: Sequence[str] = (), params_file: str | None = None,
+                      prefix: Sequence[str] = ()) -> subprocess.Popen:
+    """The policy node as a separate process; its log goes to a file read by :func:`stop`.
+
+    ``prefix`` goes before the interpreter (e.g. ``('chrt', '-f', '50')`` for a real-time
+    scheduling class, as a robot's control computer would run it).
+    """
+    args = [*prefix, sys.executable, '-m', 'pick_place_rl.nodes.policy_node', '--ros-args']
     if params_file:
         args += ['--params-file', params_file]
     for item in params:

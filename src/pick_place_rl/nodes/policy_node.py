@@ -180,12 +180,13 @@ class PolicyNode(Node):
         self._status_pub = self.create_publisher(String, c.status_topic, latched)
         self._marker_pub = self.create_publisher(MarkerArray, c.markers_topic, reliable)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', reliable)
+        # The e-stop first: when several messages wait, the executor serves it before the rest.
+        self.create_subscription(Bool, c.estop_topic, self._on_estop, reliable)
         self.create_subscription(JointState, c.joint_states_topic, self._on_joint_states,
                                  reliable)
         self.create_subscription(PoseStamped, c.object_pose_topic, self._on_object_pose,
                                  reliable)
         self.create_subscription(PoseStamped, c.goal_topic, self._on_goal, reliable)
-        self.create_subscription(Bool, c.estop_topic, self._on_estop, reliable)
         self.create_service(Trigger, '~/cancel', self._srv_cancel)
         self.create_service(Trigger, '~/reload', self._srv_reload)
         self.create_service(Trigger, '~/reset_estop', self._srv_reset_estop)
