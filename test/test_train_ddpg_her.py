@@ -122,3 +122,8 @@ def test_sigterm_finishes_the_run_with_outputs(tmp_path):
     assert 'stopping after this cycle' in err
     metrics = json.loads((tmp_path / 'metrics.json').read_text())
     assert metrics['epochs'] >= 1 and (tmp_path / 'actor.pt').exists()
+
+
+def test_invalid_config_values_are_refused_up_front():
+    with pytest.raises(ValueError, match=r'n_envs=0 \(must be >= 1\).*gamma=1.5'):
+        DDPGHerConfig(n_envs=0, gamma=1.5)

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -57,11 +58,20 @@ def declare_config(node: Node, cls: type[T], prefix: str = '') -> T:
 
 def spin_node(factory: Callable[[], Node], args: list[str] | None = None,
               executor_cls: type | None = None) -> int:
-    """``main()`` body shared by all nodes: init, spin, clean shutdown on Ctrl-C / SIGTERM."""
+    """``main()`` body shared by all nodes: init, spin, clean shutdown on Ctrl-C / SIGTERM.
+
+    A parameter of the wrong type or value (``-p rate:=fast``) ends the node with a one-line
+    message and exit code 2 instead of a traceback.
+    """
     rclpy.init(args=sys.argv if args is None else args)
     node = None
     try:
-        node = factory()
+        try:
+            node = factory()
+        except (ParameterException, ValueError) as exc:
+            name = getattr(factory, '__name__', 'node')
+            print(f'{name}: invalid parameters: {exc}', file=sys.stderr)
+            return 2
         if executor_cls is None:
             rclpy.spin(node)
         else:

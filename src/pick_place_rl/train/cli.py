@@ -46,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
     base = config_cls()
     if getattr(args, 'preset', None):
         base = module.apply_preset(base, args.preset)
-    config = from_namespace(config_cls, args, base)
     try:
+        config = from_namespace(config_cls, args, base)
         trainer = trainer_cls(config)
         stop = getattr(trainer, 'stop', None)
         if stop is not None:

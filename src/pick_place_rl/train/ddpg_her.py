@@ -78,6 +78,24 @@ class DDPGHerConfig:
     tensorboard: bool = field(True, 'write TensorBoard scalars to out_dir/tb')
     progress: bool = field(True, 'show a progress bar')
 
+    def __post_init__(self) -> None:
+        """Refuse values that would only fail later, deep inside gymnasium or torch."""
+        positive = ('n_envs', 'n_cycles', 'batch_size', 'buffer_size', 'hidden', 'layers',
+                    'n_eval_episodes', 'final_eval_episodes', 'torch_threads', 'epochs')
+        bad = [f'{name}={getattr(self, name)} (must be >= 1)' for name in positive
+               if getattr(self, name) < 1]
+        checks = {'minutes': self.minutes > 0, 'gamma': 0 < self.gamma < 1,
+                  'tau': 0 < self.tau <= 1, 'replay_k': self.replay_k >= 0,
+                  'n_batches': self.n_batches >= 0, 'noise_eps': self.noise_eps >= 0,
+                  'random_eps': 0 <= self.random_eps <= 1,
+                  'target_update_every': self.target_update_every >= 0,
+                  'lr_actor': self.lr_actor > 0, 'lr_critic': self.lr_critic > 0}
+        bad += [f'{name}={getattr(self, name)}' for name, ok in checks.items() if not ok]
+        if self.her and self.replay_k == 0:
+            bad.append('her=True needs replay_k >= 1')
+        if bad:
+            raise ValueError('invalid DDPG+HER config: ' + ', '.join(bad))
+
 
 #: Named starting points; explicit flags override them.
 PRESETS: dict[str, dict] = {
