@@ -169,3 +169,23 @@ def test_scripted_policy_succeeds_through_joint_control_as_in_the_gym() -> None:
     through_joints = joint_sim_success(scripted_pick_place, seeds, URDF)
     assert sum(in_gym) >= 7, in_gym
     assert sum(through_joints) >= 7, through_joints
+
+
+def test_messages_pass_the_controller_rules() -> None:
+    """What the node publishes is accepted by the joint_trajectory_controller logic as is."""
+    from builtin_interfaces.msg import Time
+
+    from pick_place_rl.nodes import policy_msgs as pm
+    from pick_place_rl.nodes.sim_driver import trajectory_command
+    from pick_place_rl.robot.trajectory import JointTrajectoryController
+    runner = fetch_runner(URDF, None)
+    kin = runner.controller.kin
+    msg = pm.trajectory(ARM, Q0, 0.04)
+    ctl = JointTrajectoryController(ARM, kin.lower, kin.upper)
+    times, positions, velocities, start = ctl.validate(trajectory_command(msg), now=3.0)
+    np.testing.assert_allclose(positions[0], Q0)
+    assert times.tolist() == [pytest.approx(0.04)] and velocities is None and start == 3.0
+    assert pm.seconds(Time(sec=2, nanosec=500_000_000)) == 2.5
+    arr = pm.markers([1.3, 0.7, 0.5], [1.2, 0.8, 0.42], [1.3, 0.75, 0.6], 'world', Time(), 0.05)
+    assert [m.id for m in arr.markers] == [0, 1, 2]
+    assert arr.markers[0].scale.x == pytest.approx(0.1)
