@@ -6,7 +6,7 @@ Usage (each contender runs in turn, in its own process, for ``--minutes``)::
         --contenders ours baseline sb3-ddpg sb3-tqc
 
 Contenders:
-  ours      pick_place_rl DDPG+HER, default (fast) recipe
+  ours      pick_place_rl DDPG+HER, default (fast) recipe, or ``--ours-preset``
   baseline  pick_place_rl DDPG+HER, ``--preset baseline`` (classic single-worker HER recipe)
   sb3-ddpg  Stable-Baselines3 DDPG + HerReplayBuffer, HER-paper hyper-parameters
   sb3-tqc   sb3-contrib TQC + HerReplayBuffer, rl-zoo3 hyper-parameters (tqc.yml, Fetch*)
@@ -131,6 +131,8 @@ def main() -> int:
     parser.add_argument('--final-episodes', type=int, default=100)
     parser.add_argument('--eval-every-s', type=float, default=60.0,
                         help='SB3 contenders: seconds between evaluations')
+    parser.add_argument('--ours-preset', default=None,
+                        help="preset for the 'ours' contender (e.g. reach for FetchReach-v4)")
     parser.add_argument('--out', default='runs/bench_ddpg_her')
     args = parser.parse_args()
     out = Path(args.out) / args.env
@@ -140,7 +142,7 @@ def main() -> int:
         print(f'== {name} on {args.env} for {args.minutes} min', flush=True)
         if name in ('ours', 'baseline'):
             results[name] = run_ours(args.env, args.minutes, out / name, args.seed,
-                                     'baseline' if name == 'baseline' else None,
+                                     'baseline' if name == 'baseline' else args.ours_preset,
                                      args.eval_episodes, args.final_episodes)
         else:
             results[name] = run_sb3(name, args.env, args.minutes, args.seed,

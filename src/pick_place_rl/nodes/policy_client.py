@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 import json
-import os
 import subprocess
-import sys
-import tempfile
 import time
 from typing import Any
 
@@ -27,6 +24,8 @@ from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from pick_place_rl.nodes.node_process import start_node, stop_node
+
 NODE = '/policy_node'
 
 
@@ -37,32 +36,16 @@ def start_policy_node(params: Sequence[str] = (), params_file: str | None = None
     ``prefix`` goes before the interpreter (e.g. ``('chrt', '-f', '50')`` for a real-time
     scheduling class, as a robot's control computer would run it).
     """
-    args = [*prefix, sys.executable, '-m', 'pick_place_rl.nodes.policy_node', '--ros-args']
+    args: list[str] = []
     if params_file:
         args += ['--params-file', params_file]
     for item in params:
         args += ['-p', item]
-    env = dict(os.environ, PYTHONUNBUFFERED='1')
-    log = tempfile.TemporaryFile('w+')
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,
-                            stdin=subprocess.DEVNULL)
-    proc.log = log  # type: ignore[attr-defined]
-    return proc
+    return start_node('pick_place_rl.nodes.policy_node', args, prefix=prefix)
 
 
-def stop(proc: subprocess.Popen) -> str:
-    """Stop a node process (SIGINT, then kill) and return its log."""
-    if proc.poll() is None:
-        proc.send_signal(2)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    proc.log.seek(0)  # type: ignore[attr-defined]
-    text = proc.log.read()  # type: ignore[attr-defined]
-    proc.log.close()  # type: ignore[attr-defined]
-    return text
+#: Stop a node process (SIGINT, then kill) and return its log.
+stop = stop_node
 
 
 class PolicyClient:
@@ -179,6 +162,15 @@ class PolicyClient:
 
     def destroy(self) -> None:
         self.node.destroy_node()
+
+
+def wait_for_driver(node: Node, timeout: float = 60.0) -> bool:
+    """A sim driver's reset service answers (in lock-step it publishes no state until then)."""
+    client = node.create_client(Trigger, '/sim_driver/reset')
+    try:
+        return bool(client.wait_for_service(timeout_sec=timeout))
+    finally:
+        node.destroy_client(client)
 
 
 TERMINAL = ('success', 'failure', 'cancelled', 'preempted', 'estop')

@@ -10,8 +10,6 @@ from collections.abc import Callable, Sequence
 import json
 import os
 import subprocess
-import sys
-import tempfile
 import time
 from typing import Any
 
@@ -31,37 +29,24 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from pick_place_rl.nodes.node_process import start_node, stop_node
+
 
 def start_driver(robot: str, extra: Sequence[str] = (), autostart: bool = True,
                  params_file: str | os.PathLike | None = None) -> subprocess.Popen:
     """The driver as a separate process (``extra``: ``name:=value`` parameter overrides)."""
-    args = [sys.executable, '-m', 'pick_place_rl.nodes.sim_driver', '--ros-args']
+    args: list[str] = []
     if params_file is not None:
         args += ['--params-file', str(params_file)]
     args += ['-p', f'robot:={robot}', '-p', f'autostart:={str(autostart).lower()}']
     for item in extra:
         args += ['-p', item]
-    env = dict(os.environ, MUJOCO_GL=os.environ.get('MUJOCO_GL', 'egl'), PYTHONUNBUFFERED='1')
-    log = tempfile.TemporaryFile('w+')  # read back by stop_driver
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,
-                            stdin=subprocess.DEVNULL)
-    proc.log = log  # type: ignore[attr-defined]
-    return proc
+    return start_node('pick_place_rl.nodes.sim_driver', args,
+                      env={'MUJOCO_GL': os.environ.get('MUJOCO_GL', 'egl')})
 
 
-def stop_driver(proc: subprocess.Popen) -> str:
-    """Stop the driver (SIGINT, then kill) and return its log."""
-    if proc.poll() is None:
-        proc.send_signal(2)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    proc.log.seek(0)  # type: ignore[attr-defined]
-    text = proc.log.read()  # type: ignore[attr-defined]
-    proc.log.close()  # type: ignore[attr-defined]
-    return text
+#: Stop the driver (SIGINT, then kill) and return its log.
+stop_driver = stop_node
 
 
 #: Driver output topics a client can collect.
