@@ -80,7 +80,7 @@ def success_through_ros(weights: Path, seeds: list[int], velocity_scale: float,
     dc = sc.DriverClient('bench_policy')
     client = pc.PolicyClient(node=dc.node)
     try:
-        if not (dc.spin_until(lambda: bool(dc.joint_states), 60) and client.wait_ready(60)):
+        if not (pc.wait_for_driver(dc.node, 60) and client.wait_ready(60)):
             raise RuntimeError('driver or policy node did not come up')
         t0 = time.monotonic()
         episodes = pc.run_episodes(dc, client, seeds)

@@ -36,7 +36,7 @@ def test_ros_loop_matches_in_process_loop(tmp_path: Path) -> None:
     dc = sc.DriverClient('policy_loop_test')
     client = pc.PolicyClient(node=dc.node)
     try:
-        assert dc.spin_until(lambda: bool(dc.joint_states), 60), 'driver did not start'
+        assert pc.wait_for_driver(dc.node, 60), 'driver did not start'
         assert client.wait_ready(60), 'policy node did not come up'
         results = pc.run_episodes(dc, client, SEEDS)
         ros_cmds = [np.array(m.points[0].positions) for _, m in client.trajectories]

@@ -216,18 +216,27 @@ def run_episodes(driver: Any, policy: PolicyClient, seeds: Sequence[int],
     out = []
     for seed in seeds:
         for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                # End the stuck episode first, or the next reset state would resume it.
+                policy.trigger('cancel')
             info = _reset_and_wait(driver, seed)
             policy.spin_for(0.05)  # the policy node receives the same samples: let them land
             goal = [float(v) for v in info['goal']]
             mark = len(policy.statuses)
+            # Goal ids only grow: this attempt's episode is the first with a larger one.
+            prev_id = max((int(s.get('goal_id') or 0) for s in policy.statuses), default=0)
             t0 = time.monotonic()
             policy.send_goal(goal)
             stuck_since: list[float] = []
 
-            def finished(goal: list[float] = goal, mark: int = mark,
-                         stuck_since: list[float] = stuck_since) -> bool:
+            def ours(s: dict, goal: list[float] = goal, prev_id: int = prev_id) -> bool:
+                return (s['result'] in _ENDS and int(s['goal_id']) > prev_id
+                        and np.allclose(s['goal'], goal))
+
+            def finished(mark: int = mark, stuck_since: list[float] = stuck_since,
+                         ours: Callable[[dict], bool] = ours) -> bool:
                 for s in policy.statuses[mark:]:
-                    if s['result'] in _ENDS and np.allclose(s['goal'], goal):
+                    if ours(s):
                         return True
                 last = policy.status()
                 if last.get('phase') == 'holding' and last.get('step') == 0:
@@ -235,8 +244,7 @@ def run_episodes(driver: Any, policy: PolicyClient, seeds: Sequence[int],
                     return time.monotonic() - stuck_since[0] > 1.0
                 return False
             policy.spin_until(finished, episode_timeout)
-            done = [s for s in policy.statuses[mark:]
-                    if s['result'] in _ENDS and np.allclose(s['goal'], goal)]
+            done = [s for s in policy.statuses[mark:] if ours(s)]
             if done:
                 st = done[0]
                 out.append({'seed': int(seed), 'success': st['result'] == 'success',
