@@ -25,10 +25,11 @@ def _rate(entry: dict | None) -> str:
             f"{entry['attempts']} attempts, {entry['episodes']} episodes)")
 
 
-def write_card(run: Path, bench: dict, dest: Path, command: str) -> None:
+def write_card(run: Path, bench: dict, dest: Path, command: str,
+               weights_name: str = 'qnet_best.pt') -> None:
     metrics = json.loads((run / 'metrics.json').read_text())
     dest.mkdir(parents=True, exist_ok=True)
-    weights = run / 'qnet_best.pt' if (run / 'qnet_best.pt').exists() else run / 'qnet.pt'
+    weights = run / weights_name if (run / weights_name).exists() else run / 'qnet.pt'
     shutil.copyfile(weights, dest / 'qnet.pt')
     for name in ('curve.png', 'curve_cpu.png'):
         if (run / name).exists():
@@ -65,6 +66,10 @@ def write_card(run: Path, bench: dict, dest: Path, command: str) -> None:
     if lat:
         rows.append(('inference latency (1 image, 1 thread)',
                      f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms ({lat['n']} calls)"))
+    loaded = bench.get('latency_under_load')
+    if loaded:
+        rows.append(('the same, while 2 other benchmarks shared its core',
+                     f"p50 {loaded['p50_ms']} ms, p99 {loaded['p99_ms']} ms"))
     lines = [f"# {metrics['env_id']} grasp Q-net (DQN)", '', '| | |', '|---|---|']
     lines += [f'| {k} | {v} |' for k, v in rows]
     lines += ['', 'Benchmark command (on the shipped file):', '',
@@ -83,8 +88,11 @@ def main() -> None:
     ap.add_argument('bench', type=Path, help='JSON written by bench/bench_grasp.py --out')
     ap.add_argument('dest', type=Path)
     ap.add_argument('--command', required=True, help='the training command, for the card')
+    ap.add_argument('--weights', default='qnet_best.pt',
+                    help='file of the run to ship: qnet_best.pt (best evaluation) or qnet.pt')
     args = ap.parse_args()
-    write_card(args.run, json.loads(args.bench.read_text()), args.dest, args.command)
+    write_card(args.run, json.loads(args.bench.read_text()), args.dest, args.command,
+               args.weights)
 
 
 if __name__ == '__main__':
