@@ -191,3 +191,18 @@ def test_trainer_checkpoint_round_trip_and_resume(tmp_path):
     save_checkpoint(tmp_path / 'checkpoint.pt', KIND_QMAP, {}, {}, {})
     with pytest.raises(CheckpointError, match='expected .dqn_reacher_mlp.'):
         DQNTrainer(_reacher_config(tmp_path, resume=True))
+
+
+def test_stop_event_ends_training_at_a_cycle_boundary_with_outputs(tmp_path):
+    trainer = DQNTrainer(_reacher_config(tmp_path, epochs=50, n_eval_episodes=2))
+    cycles = []
+
+    def on_cycle():
+        cycles.append(trainer.env_steps)
+        if len(cycles) == 30:  # in the second epoch (cycles of 25 steps, epochs of 500)
+            trainer.stop.set()
+
+    trainer.on_cycle = on_cycle
+    metrics = trainer.train()
+    assert metrics['epochs'] == 1 and trainer.env_steps == 500 + 11 * 25
+    assert (tmp_path / 'qnet.pt').is_file() and (tmp_path / 'metrics.json').is_file()
