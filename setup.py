@@ -18,6 +18,11 @@ def share(subdir: str, pattern: str = '*') -> tuple[str, list[str]]:
     return os.path.join('share', PACKAGE, subdir), files
 
 
+def share_tree(subdir: str) -> list[tuple[str, list[str]]]:
+    """``share`` for a folder and every folder below it (models/<name>/...)."""
+    return [share(folder) for folder, _, _ in sorted(os.walk(subdir))]
+
+
 setup(
     name=PACKAGE,
     version='0.1.0',
@@ -30,7 +35,7 @@ setup(
         share('launch', '*.py'),
         share('config', '*.yaml'),
         share('urdf', '*.urdf'),
-        share('models', '*'),
+        *share_tree('models'),
     ],
     install_requires=['setuptools'],
     zip_safe=True,

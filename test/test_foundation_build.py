@@ -53,13 +53,15 @@ def test_colcon_installs_share_files(colcon_install: Path) -> None:
     assert (share / 'package.xml').read_bytes() == (ROOT / 'package.xml').read_bytes()
     index = colcon_install / 'share' / 'ament_index' / 'resource_index' / 'packages' / PACKAGE
     assert index.exists(), 'ament index marker missing: ros2 run/launch would not find it'
-    expected = {'launch': '*.py', 'config': '*.yaml', 'urdf': '*.urdf', 'models': '*'}
+    expected = {'launch': '*.py', 'config': '*.yaml', 'urdf': '*.urdf', 'models': '**/*'}
     for folder, pattern in expected.items():
         assert (share / folder).is_dir(), f'share/{PACKAGE}/{folder} not installed'
         for source in (ROOT / folder).glob(pattern):
             if source.is_file():
-                installed = share / folder / source.name
+                installed = share / source.relative_to(ROOT)
                 assert installed.is_file(), f'{source.relative_to(ROOT)} not installed'
+    # the shipped weights live in models/<name>/ folders: the demo's default must install
+    assert (share / 'models' / 'fetch_pick_and_place' / 'actor.pt').is_file()
 
 
 def test_colcon_installs_console_scripts(colcon_install: Path) -> None:
