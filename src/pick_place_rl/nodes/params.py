@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import dataclasses
+from pathlib import Path
 import sys
 import typing
 from typing import Any, TypeVar
@@ -69,8 +70,7 @@ def spin_node(factory: Callable[[], Node], args: list[str] | None = None,
         try:
             node = factory()
         except (ParameterException, ValueError) as exc:
-            name = getattr(factory, '__name__', 'node')
-            print(f'{name}: invalid parameters: {exc}', file=sys.stderr)
+            print(f'{Path(sys.argv[0]).stem}: invalid parameters: {exc}', file=sys.stderr)
             return 2
         if executor_cls is None:
             rclpy.spin(node)

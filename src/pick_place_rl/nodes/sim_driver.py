@@ -48,6 +48,10 @@ from pick_place_rl.sim.backend import CameraImage, DriverCore, EpisodeInfo, make
 CLOCK_MODES = ('realtime', 'fast', 'lockstep')
 #: Wall seconds between callback rounds in fast mode (command latency there, in wall time).
 FAST_SPIN_INTERVAL = 0.005
+#: Lock-step: while no command comes, the current state is published again this often (same
+#: stamp), so a subscriber that matched after the last step still gets it. Consumers that act
+#: on each state (the policy node's joint_states trigger) skip stamps they already used.
+LOCKSTEP_IDLE_REPUBLISH = 0.5
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,7 @@ class SimDriverNode(LifecycleNode):
         self._pending_arm = False
         self._pending_gripper = False
         self._last_spin = 0.0
+        self._last_state_wall = 0.0
 
     # ---- lifecycle ---------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -389,6 +394,9 @@ class SimDriverNode(LifecycleNode):
                 if due:
                     self._next_cam = core.time + 1.0 / self.config.camera_rate
                 self._publish_state(camera=due)
+            elif (self.core is not None and self._active and time.monotonic()
+                  - self._last_state_wall > LOCKSTEP_IDLE_REPUBLISH):
+                self._publish_state(camera=False)
 
     def _advance(self, n_ticks: int, stream: bool = True) -> None:
         """Step ``n_ticks``; with ``stream``, publish state and camera at their sim rates."""
@@ -423,6 +431,7 @@ class SimDriverNode(LifecycleNode):
         core = self.core
         if core is None:
             return
+        self._last_state_wall = time.monotonic()
         pose = self._obj_msg
         _set_stamp(pose.header.stamp, core.time)
         _set_pose(pose.pose, *core.backend.object_pose())

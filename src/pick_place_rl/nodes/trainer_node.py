@@ -24,14 +24,12 @@ from dataclasses import dataclass, fields, replace
 import json
 import math
 from pathlib import Path
-import sys
 import threading
 import traceback
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.duration import Duration
-from rclpy.exceptions import ParameterException
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -292,11 +290,10 @@ def main(args: list[str] | None = None) -> int:
         nodes.append(TrainerNode())
         return nodes[-1]
 
-    try:
-        spin_node(factory, args, executor_cls=lambda: MultiThreadedExecutor(num_threads=4))
-    except (ParameterException, ValueError, TypeError) as exc:  # bad parameter: say which
-        print(f'trainer_node: invalid parameters: {exc}', file=sys.stderr)
-        return 2
+    # spin_node turns a bad parameter into a one-line message and exit code 2
+    code = spin_node(factory, args, executor_cls=lambda: MultiThreadedExecutor(num_threads=4))
+    if code:
+        return code
     return nodes[0].exit_code if nodes else 1
 
 
