@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
-from rclpy.exceptions import ParameterException
+from rclpy.exceptions import ParameterException, ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -37,7 +37,6 @@ _EMPTY_ARRAY_TYPES = {str: Parameter.Type.STRING_ARRAY, float: Parameter.Type.DO
 def declare_config(node: Node, cls: type[T], prefix: str = '') -> T:
     """Declare a parameter per field of ``cls`` and build the config from their values."""
     types = field_types(cls)
-    values = {}
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         descriptor = ParameterDescriptor(description=field_help(f), read_only=False)
@@ -47,8 +46,23 @@ def declare_config(node: Node, cls: type[T], prefix: str = '') -> T:
             # An empty list says nothing about its items: declare the array type explicitly,
             # else rclpy picks BYTE_ARRAY and a YAML/CLI string list is refused.
             initial = _EMPTY_ARRAY_TYPES[typing.get_args(types[f.name])[0]]
-        param = node.declare_parameter(name, initial, descriptor)
-        value = param.value
+        node.declare_parameter(name, initial, descriptor)
+    return read_config(node, cls, prefix)
+
+
+def read_config(node: Node, cls: type[T], prefix: str = '') -> T:
+    """Build ``cls`` from the current values of parameters declared by :func:`declare_config`.
+
+    Lists become tuples and integer values of float fields become floats (a YAML ``1`` for a
+    ``float`` field), so the dataclass sees the types it declares.
+    """
+    types = field_types(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        try:
+            value = node.get_parameter(prefix + f.name).value
+        except ParameterUninitializedException:  # an empty list declared with its type only
+            value = None
         if typing.get_origin(types[f.name]) is tuple:
             value = tuple(value or ())
         elif types[f.name] is float and isinstance(value, int):

@@ -41,7 +41,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from pick_place_rl.core.config import field
-from pick_place_rl.nodes.params import declare_config
+from pick_place_rl.nodes.params import declare_config, read_config
 from pick_place_rl.robot.trajectory import TrajectoryCommand
 from pick_place_rl.sim.backend import CameraImage, DriverCore, EpisodeInfo, make_backend, ROBOTS
 
@@ -149,7 +149,8 @@ class SimDriverNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         backend = None
         try:
-            self.config = c = declare_config_values(self)
+            # parameters may have changed since start (reset placement, clock mode)
+            self.config = c = read_config(self, SimDriverConfig)
             if c.clock_mode not in CLOCK_MODES:
                 raise ValueError(f'clock_mode {c.clock_mode!r} not in {CLOCK_MODES}')
             backend = make_backend(c.robot, **self._backend_kwargs())
@@ -522,24 +523,6 @@ class SimDriverNode(LifecycleNode):
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(msg)
-
-
-def declare_config_values(node: SimDriverNode) -> SimDriverConfig:
-    """The config from the parameters' current values (they may have changed since start)."""
-    import dataclasses
-    import typing
-
-    from pick_place_rl.core.config import field_types
-    types = field_types(SimDriverConfig)
-    values = {}
-    for f in dataclasses.fields(SimDriverConfig):
-        value = node._param(f.name)
-        if typing.get_origin(types[f.name]) is tuple:
-            value = tuple(value or ())
-        elif types[f.name] is float and isinstance(value, int):
-            value = float(value)
-        values[f.name] = value
-    return SimDriverConfig(**values)
 
 
 def main(args: list[str] | None = None) -> int:
