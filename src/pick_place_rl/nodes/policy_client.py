@@ -24,6 +24,7 @@ from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from pick_place_rl.nodes.graph_client import GraphClient
 from pick_place_rl.nodes.node_process import start_node, stop_node
 
 NODE = '/policy_node'
@@ -48,7 +49,7 @@ def start_policy_node(params: Sequence[str] = (), params_file: str | None = None
 stop = stop_node
 
 
-class PolicyClient:
+class PolicyClient(GraphClient):
     """Publishers, recorders and service calls around one policy node."""
 
     def __init__(self, node: Node | None = None, world_frame: str = 'world') -> None:
@@ -78,30 +79,9 @@ class PolicyClient:
         if any(s.name.startswith('policy_node') for s in msg.status):
             self.diagnostics.append(msg)
 
-    def spin_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if predicate():
-                return True
-            rclpy.spin_once(self.node, timeout_sec=0.01)
-        return predicate()
-
-    def spin_for(self, seconds: float) -> None:
-        self.spin_until(lambda: False, seconds)
-
     def call(self, name: str, srv_type: Any = Trigger, request: Any = None,
              timeout: float = 30.0) -> Any:
-        client = self.node.create_client(srv_type, name)
-        try:
-            if not client.wait_for_service(timeout_sec=timeout):
-                raise TimeoutError(f'service {name} not available')
-            future = client.call_async(request if request is not None else srv_type.Request())
-            self.spin_until(future.done, timeout)
-            if not future.done():
-                raise TimeoutError(f'service {name} did not answer')
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
+        return self.call_service(srv_type, name, request, timeout)
 
     def trigger(self, service: str) -> Trigger.Response:
         return self.call(f'{NODE}/{service}')

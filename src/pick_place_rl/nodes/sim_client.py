@@ -6,11 +6,10 @@ commands and collects what the driver publishes.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 import json
 import os
 import subprocess
-import time
 from typing import Any
 
 from builtin_interfaces.msg import Duration
@@ -29,6 +28,7 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from pick_place_rl.nodes.graph_client import GraphClient
 from pick_place_rl.nodes.node_process import start_node, stop_node
 
 
@@ -54,8 +54,10 @@ OUTPUTS = ('/joint_states', '/pick_place/object_pose', '/pick_place/sim_goal', '
            '/camera/image_raw', '/camera/depth/image_raw', '/camera/camera_info', '/camera/pose')
 
 
-class DriverClient:
+class DriverClient(GraphClient):
     """Subscriptions, publishers and service clients of one test node."""
+
+    spin_period = 0.02
 
     def __init__(self, node_name: str = 'sim_driver_test',
                  topics: Sequence[str] | None = None) -> None:
@@ -91,26 +93,8 @@ class DriverClient:
         self.grip_pub = n.create_publisher(Float64MultiArray, '/gripper_controller/commands',
                                            reliable)
 
-    def spin_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if predicate():
-                return True
-            rclpy.spin_once(self.node, timeout_sec=0.02)
-        return predicate()
-
     def call(self, srv_type: Any, name: str, request: Any, timeout: float = 30.0) -> Any:
-        client = self.node.create_client(srv_type, name)
-        try:
-            if not client.wait_for_service(timeout_sec=timeout):
-                raise TimeoutError(f'service {name} not available')
-            future = client.call_async(request)
-            self.spin_until(future.done, timeout)
-            if not future.done():
-                raise TimeoutError(f'service {name} did not answer')
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
+        return self.call_service(srv_type, name, request, timeout)
 
     def transition(self, transition_id: int, timeout: float = 60.0) -> bool:
         req = ChangeState.Request(transition=Transition(id=transition_id))
