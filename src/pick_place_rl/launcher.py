@@ -105,14 +105,17 @@ def check_domain(env: Mapping[str, str]) -> int:
     return domain
 
 
-def existing_nodes(env: Mapping[str, str], wait: float = 3.0, timeout: float = 60.0
-                   ) -> list[str]:
+def existing_nodes(env: Mapping[str, str], wait: float = 5.0, timeout: float = 60.0,
+                   expect: Sequence[str] = ()) -> list[str]:
     """Fully qualified names of the nodes already on the domain of ``env`` (a probe process).
 
-    Discovery of an existing participant took 0.15 to 1.8 s on loopback here, hence ``wait``.
+    Discovery of an existing participant took 0.15 to 1.8 s on loopback here, and over 3 s on
+    a heavily loaded machine, hence ``wait``; the probe returns early once one of ``expect``
+    shows up, so a clash is reported at once.
     """
     proc = subprocess.run(
-        [sys.executable, '-m', 'pick_place_rl.nodes.graph_probe', '--wait', str(wait)],
+        [sys.executable, '-m', 'pick_place_rl.nodes.graph_probe', '--wait', str(wait),
+         '--expect', *expect],
         capture_output=True, text=True, env=dict(env), timeout=timeout,
         stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
@@ -124,7 +127,7 @@ def existing_nodes(env: Mapping[str, str], wait: float = 3.0, timeout: float = 6
 
 def check_clash(nodes: Sequence[PlannedNode], env: Mapping[str, str]) -> None:
     """Refuse to start nodes whose names already run on this domain (a second bring-up)."""
-    running = set(existing_nodes(env))
+    running = set(existing_nodes(env, expect=[n.fqn for n in nodes]))
     clash = [n.fqn for n in nodes if n.fqn in running]
     if clash:
         raise GraphError(f'{", ".join(clash)} already running on ROS_DOMAIN_ID='
