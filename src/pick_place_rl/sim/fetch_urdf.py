@@ -12,7 +12,7 @@ Run ``python -m pick_place_rl.sim.fetch_urdf --out urdf/fetch.urdf`` to regenera
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from xml.dom import minidom
 import xml.etree.ElementTree as ET
@@ -200,14 +200,20 @@ def fetch_urdf_text() -> str:
     return text.replace('?>\n', '?>\n' + header, 1)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--out', type=Path, default=Path('urdf/fetch.urdf'))
+def write_urdf_cli(argv: list[str] | None, description: str, default_out: str,
+                   make_text: Callable[[], str]) -> int:
+    """``--out PATH``: write a generated URDF (the command line of each generator module)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('--out', type=Path, default=Path(default_out))
     args = parser.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(fetch_urdf_text())
+    args.out.write_text(make_text())
     print(f'wrote {args.out}')
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return write_urdf_cli(argv, __doc__.splitlines()[0], 'urdf/fetch.urdf', fetch_urdf_text)
 
 
 if __name__ == '__main__':

@@ -12,8 +12,6 @@ Run ``python -m pick_place_rl.sim.kuka_urdf --out urdf/kuka_iiwa.urdf`` to regen
 """
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
 from xml.dom import minidom
 import xml.etree.ElementTree as ET
 
@@ -21,7 +19,7 @@ import numpy as np
 import pybullet as pb
 
 from pick_place_rl.sim import kuka_scene
-from pick_place_rl.sim.fetch_urdf import _fmt, _rpy
+from pick_place_rl.sim.fetch_urdf import _fmt, _rpy, write_urdf_cli
 
 GRIPPER_LINK = 'gripper_base_link'
 TIP_FRAME = 'gripper_tip'
@@ -106,13 +104,8 @@ def kuka_urdf_text() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--out', type=Path, default=Path('urdf/kuka_iiwa.urdf'))
-    args = parser.parse_args(argv)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(kuka_urdf_text())
-    print(f'wrote {args.out}')
-    return 0
+    return write_urdf_cli(argv, __doc__.splitlines()[0], 'urdf/kuka_iiwa.urdf',
+                          kuka_urdf_text)
 
 
 if __name__ == '__main__':
