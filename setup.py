@@ -48,6 +48,7 @@ setup(
             'pick-place-rl = pick_place_rl.cli:main',
             'sim_driver = pick_place_rl.nodes.sim_driver:main',
             'policy_node = pick_place_rl.nodes.policy_node:main',
+            'grasp_node = pick_place_rl.nodes.grasp_node:main',
             'trainer_node = pick_place_rl.nodes.trainer_node:main',
             'goal_tool = pick_place_rl.nodes.goal_tool:main',
         ],

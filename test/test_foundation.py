@@ -64,7 +64,8 @@ def test_layer_probe_detects_rclpy() -> None:
 
 def test_every_console_script_resolves_to_main() -> None:
     scripts = console_scripts()
-    assert {'pick-place-rl', 'trainer_node', 'sim_driver', 'policy_node', 'goal_tool'} <= set(
+    assert {'pick-place-rl', 'trainer_node', 'sim_driver', 'policy_node', 'grasp_node',
+            'goal_tool'} <= set(
         scripts)
     probe = ('import importlib, sys\n'
              'bad = []\n'

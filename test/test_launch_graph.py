@@ -35,6 +35,7 @@ NODE_CONFIGS = {
     'trainer_node': [('pick_place_rl.nodes.trainer_node', 'TrainerNodeConfig'),
                      ('pick_place_rl.train.ddpg_her', 'DDPGHerConfig')],
     'policy_node': [('pick_place_rl.nodes.policy_node', 'PolicyNodeConfig')],
+    'grasp_node': [('pick_place_rl.nodes.grasp_node', 'GraspNodeConfig')],
 }
 
 

@@ -64,7 +64,7 @@ class NodeSpec:
     """One node process: ``ros2 run pick_place_rl <executable> --ros-args ...``."""
 
     name: str
-    executable: str
+    executable: str | Select   # a Select picks it by a launch argument
     params_files: tuple[str, ...] = ()
     overrides: Mapping[str, Any] = field(default_factory=dict)
     remaps: tuple[tuple[str, str], ...] = ()
@@ -158,7 +158,11 @@ GRAPHS: dict[str, Graph] = {
             NodeSpec('sim_driver', 'sim_driver', ('config/{robot}_sim.yaml',),
                      {'robot': '{robot}', 'autostart': True, 'clock_mode': '{clock_mode}',
                       'seed': '{seed}'}),
-            NodeSpec('policy_node', 'policy_node', ('config/{robot}_policy.yaml',),
+            # Fetch: the DDPG+HER pick-and-place actor; KUKA: the DQN grasp net (grasp_node),
+            # under the same node name, topics and services.
+            NodeSpec('policy_node', Select('robot', {'fetch': 'policy_node',
+                                                     'kuka': 'grasp_node'}),
+                     ('config/{robot}_policy.yaml',),
                      {'weights': '{weights?}', 'use_sim_time': '{use_sim_time}',
                       # lock-step: act once per simulator step, not on a timer
                       'trigger': Select('clock_mode', {'realtime': 'timer', 'fast': 'timer',
@@ -316,7 +320,10 @@ def plan(graph_name: str, given: Mapping[str, str] | None = None,
                 parameters[key] = _typed(arg_by_name[match.group(1)], args[match.group(1)])
         respawn = spec.respawn or bool(spec.respawn_arg and _typed(
             arg_by_name[spec.respawn_arg], args[spec.respawn_arg]))
-        node = PlannedNode(spec.name, spec.executable, spec.namespace, paths, parameters,
+        executable = spec.executable
+        if isinstance(executable, Select):
+            executable = executable.mapping[args[executable.argument]]
+        node = PlannedNode(spec.name, executable, spec.namespace, paths, parameters,
                            tuple(remaps), respawn, spec.respawn_delay, spec.required)
         if check_files:
             _check_files(node, spec, share)

@@ -133,11 +133,18 @@ def load_policy(path: str) -> GoalPolicy:
 
 
 class PolicyNode(Node):
-    """Thin adapter between the ROS graph and a ``PickPlaceRunner``."""
+    """Thin adapter between the ROS graph and a ``PickPlaceRunner``.
+
+    ``nodes/grasp_node.py`` reuses the episode plumbing (goals, e-stop, services, status,
+    diagnostics) and overrides the hooks marked below for its camera-driven runner.
+    """
+
+    CONFIG: type = PolicyNodeConfig
+    DIAGNOSTICS_NAME = 'policy_node: pick_place'
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('policy_node', **kwargs)
-        self.config = c = declare_config(self, PolicyNodeConfig)
+        self.config = c = declare_config(self, self.CONFIG)
         torch.set_num_threads(max(1, c.torch_threads))
         self.period = 1.0 / c.control_rate
         self.runner = self._make_runner()
@@ -184,8 +191,7 @@ class PolicyNode(Node):
         self.create_subscription(Bool, c.estop_topic, self._on_estop, reliable)
         self.create_subscription(JointState, c.joint_states_topic, self._on_joint_states,
                                  reliable)
-        self.create_subscription(PoseStamped, c.object_pose_topic, self._on_object_pose,
-                                 reliable)
+        self._make_inputs(reliable)
         self.create_subscription(PoseStamped, c.goal_topic, self._on_goal, reliable)
         self.create_service(Trigger, '~/cancel', self._srv_cancel)
         self.create_service(Trigger, '~/reload', self._srv_reload)
@@ -193,19 +199,60 @@ class PolicyNode(Node):
         self.create_timer(self.period, self._on_timer)
         self.create_timer(c.diagnostics_period, self._publish_diagnostics)
 
+    # ---- hooks (overridden by the grasp node) --------------------------------------------
+    def _make_inputs(self, qos: QoSProfile) -> None:
+        """Subscriptions besides joint states, goal and e-stop."""
+        self.create_subscription(PoseStamped, self.config.object_pose_topic,
+                                 self._on_object_pose, qos)
+
+    def _load(self, path: str) -> Any:
+        """The policy for the runner; CheckpointError names what is wrong."""
+        return load_policy(path)
+
+    def _input_stamps(self) -> dict[str, float | None]:
+        """Stamps of the inputs an episode needs fresh (for the staleness watchdog)."""
+        return {'joint_states': None if self._js is None else self._js[0],
+                'object_pose': None if self._obj is None else self._obj[0]}
+
+    def _synced(self) -> bool:
+        """joint_states trigger: the inputs of one simulator step have all arrived."""
+        if self._js is None or self._obj is None:
+            return False
+        return abs(self._js[0] - self._obj[0]) <= self.config.sync_tolerance
+
+    def _episode_started(self) -> None:
+        # The episode starts at rest, as the gym's does: no velocity carried over a reset.
+        self._est.rest()
+        if self._obj is not None:
+            stamp, o = self._obj
+            self._obj = (stamp, ObjectState(o.position, o.rotation, np.zeros(3), np.zeros(3)))
+
+    def _runner_step(self) -> Any:
+        """One runner step on the latest inputs; returns its StepCommand or None."""
+        js_stamp, arm_q, arm_qd, finger_q, finger_qd = self._js
+        return self.runner.step(RobotSample(js_stamp, arm_q, arm_qd, finger_q, finger_qd,
+                                            self._obj[1]))
+
+    def _publish_markers(self) -> None:
+        grip = self.runner.controller.kin.fk(self._js[1])
+        self._marker_pub.publish(pm.markers(
+            self.runner.status.goal or None, self._obj[1].position, grip,
+            self.config.world_frame, self.get_clock().now().to_msg(),
+            self.runner.success_threshold))
+
     # ---- weights -------------------------------------------------------------------------
     def reload(self) -> tuple[bool, str]:
         """(Re)load the weights named by the ``weights`` parameter (its current value)."""
         path = str(self.get_parameter('weights').value)
         try:
-            policy = load_policy(path)
+            policy = self._load(path)
         except CheckpointError as exc:
             self.runner.set_policy(None, f'refusing to activate: {exc}')
             self.get_logger().error(f'refusing to activate: {exc}')
             self._publish_status()
             return False, str(exc)
         self.runner.set_policy(policy)
-        msg = f'loaded weights {policy.meta.get("path", path)}'
+        msg = f'loaded weights {getattr(policy, "meta", {}).get("path", path)}'
         self.get_logger().info(msg)
         self._publish_status()
         return True, msg
@@ -268,11 +315,7 @@ class PolicyNode(Node):
             self._publish_refusal(goal_id, goal.tolist(), status.reason)
             return
         self.get_logger().info(f'goal {goal_id}: {np.round(goal, 3).tolist()}')
-        # The episode starts at rest, as the gym's does: no velocity carried over a reset.
-        self._est.rest()
-        if self._obj is not None:
-            stamp, o = self._obj
-            self._obj = (stamp, ObjectState(o.position, o.rotation, np.zeros(3), np.zeros(3)))
+        self._episode_started()
         self._last_step_stamp = -np.inf
         self._publish_status()
         self._maybe_step_on_data(time.perf_counter())
@@ -310,12 +353,9 @@ class PolicyNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _maybe_step_on_data(self, t_in: float) -> None:
-        if self.config.trigger != 'joint_states' or self._js is None or self._obj is None:
+        if self.config.trigger != 'joint_states' or not self._synced():
             return
-        js_stamp, obj_stamp = self._js[0], self._obj[0]
-        if abs(js_stamp - obj_stamp) > self.config.sync_tolerance:
-            return
-        if js_stamp <= self._last_step_stamp:
+        if self._js[0] <= self._last_step_stamp:
             return
         self._control(t_in)
 
@@ -326,9 +366,7 @@ class PolicyNode(Node):
             self._check_stale()  # in lock-step mode, the watchdog only
 
     def _check_stale(self) -> bool:
-        stamps = {'joint_states': None if self._js is None else self._js[0],
-                  'object_pose': None if self._obj is None else self._obj[0]}
-        stale = stale_inputs(self._now(), stamps, self.config.max_input_age)
+        stale = stale_inputs(self._now(), self._input_stamps(), self.config.max_input_age)
         if not stale:
             return False
         reason = f'holding: stale {", ".join(stale)}'
@@ -342,11 +380,9 @@ class PolicyNode(Node):
     def _control(self, t_in: float) -> None:
         if not self.runner.active or self._check_stale():
             return
-        js_stamp, arm_q, arm_qd, finger_q, finger_qd = self._js
-        sample = RobotSample(js_stamp, arm_q, arm_qd, finger_q, finger_qd, self._obj[1])
-        self._last_step_stamp = js_stamp
+        self._last_step_stamp = self._js[0]
         try:
-            cmd = self.runner.step(sample)
+            cmd = self._runner_step()
         except ValueError as exc:  # e.g. a non-finite observation: hold, keep running
             self.runner.hold(f'control step failed: {exc}')
             self._reject('rejected_joint_states', f'control step failed: {exc}')
@@ -360,11 +396,7 @@ class PolicyNode(Node):
             self._counts['commands_published'] += 1
         self._counts['control_steps'] += 1
         self._publish_status()
-        grip = self.runner.controller.kin.fk(arm_q)
-        self._marker_pub.publish(pm.markers(
-            self.runner.status.goal or None, sample.obj.position, grip,
-            self.config.world_frame, self.get_clock().now().to_msg(),
-            self.runner.success_threshold))
+        self._publish_markers()
 
     # ---- outputs -------------------------------------------------------------------------
     def _publish_status(self) -> None:
@@ -400,11 +432,10 @@ class PolicyNode(Node):
             'rejected_commands': self.runner.rejected_commands,
             'estop_latched': self.runner.estop.tripped,
             'last_rejection': self._last_rejection, **self._counts,
-            'rejected_inputs': (self._counts['rejected_joint_states']
-                                + self._counts['rejected_object_poses']
-                                + self._counts['rejected_goals']),
+            'rejected_inputs': sum(v for k, v in self._counts.items()
+                                   if k.startswith('rejected_')),
         }
-        status = DiagnosticStatus(level=level, name='policy_node: pick_place',
+        status = DiagnosticStatus(level=level, name=self.DIAGNOSTICS_NAME,
                                   message=st.reason or st.phase.value,
                                   hardware_id='policy_node')
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]

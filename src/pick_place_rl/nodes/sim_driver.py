@@ -22,7 +22,7 @@ from typing import Any
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import PointStamped, PoseStamped
+from geometry_msgs.msg import PointStamped, Pose, PoseArray, PoseStamped
 import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -84,6 +84,9 @@ class SimDriverConfig:
     trajectory_topic: str = field('/arm_controller/joint_trajectory', 'JointTrajectory input')
     gripper_topic: str = field('/gripper_controller/commands', 'Float64MultiArray input')
     object_pose_topic: str = field('/pick_place/object_pose', 'ground-truth object pose output')
+    object_poses_topic: str = field('/pick_place/object_poses',
+                                    'ground-truth PoseArray of every object (scenes with several '
+                                    'objects), published with the camera')
     goal_topic: str = field('/pick_place/sim_goal', 'current task goal output (latched)')
     camera_namespace: str = field('/camera', 'prefix of image_raw, depth/image_raw, camera_info')
     seed: int = field(0, 'seed of the episode set up on configure')
@@ -245,9 +248,10 @@ class SimDriverNode(LifecycleNode):
         self._depth_pub = pub(Image, f'{ns}/depth/image_raw', cam)
         self._info_pub = pub(CameraInfo, f'{ns}/camera_info', cam)
         self._cam_pose_pub = pub(PoseStamped, f'{ns}/pose', reliable)
+        self._poses_pub = pub(PoseArray, c.object_poses_topic, reliable)
         self._entities = [
             self._js_pub, self._clock_pub, self._obj_pub, self._goal_pub, self._diag_pub,
-            self._rgb_pub, self._depth_pub, self._info_pub, self._cam_pose_pub,
+            self._rgb_pub, self._depth_pub, self._info_pub, self._cam_pose_pub, self._poses_pub,
             self.create_subscription(JointTrajectory, c.trajectory_topic, self._on_trajectory,
                                      reliable),
             self.create_subscription(Float64MultiArray, c.gripper_topic, self._on_gripper,
@@ -420,6 +424,7 @@ class SimDriverNode(LifecycleNode):
                     self._dropped_frames += 1
                 else:
                     self._publish_camera()
+                    self._publish_object_poses()
 
     def _behind(self) -> float:
         """Wall seconds the simulation lags the wall clock (0 outside real-time mode)."""
@@ -448,6 +453,20 @@ class SimDriverNode(LifecycleNode):
         self._published['joint_states'] += 1
         if camera and self.config.camera_rate > 0:
             self._publish_camera()
+            self._publish_object_poses()
+
+    def _publish_object_poses(self) -> None:
+        poses = getattr(self.core.backend, 'object_poses', None)
+        if poses is None:
+            return
+        msg = PoseArray()
+        msg.header.stamp = _stamp(self.core.time)
+        msg.header.frame_id = self.config.world_frame
+        for row in poses():
+            pose = Pose()
+            _set_pose(pose, row[:3], row[3:])
+            msg.poses.append(pose)
+        self._poses_pub.publish(msg)
 
     def _pose(self, stamp: Time, position: np.ndarray, xyzw: np.ndarray) -> PoseStamped:
         pose = PoseStamped()

@@ -79,31 +79,36 @@ class Status:
                 'step': self.step, 'max_steps': self.max_steps}
 
 
-class PickPlaceRunner:
-    """Episode state machine around a goal-conditioned actor."""
+class EpisodeRunner:
+    """The episode life cycle shared by the policy node's runners (no ROS, no robot model).
 
-    def __init__(self, builder: FetchObservationBuilder, controller: CartesianController,
-                 workspace: Workspace, max_steps: int = 50, success_threshold: float = 0.05,
-                 policy: Policy | None = None) -> None:
-        self.builder = builder
-        self.controller = controller
+    Goals are started, refused (with the reason), preempted, cancelled and e-stopped here, the
+    same way for the pick-and-place actor (:class:`PickPlaceRunner`) and the grasp net
+    (``robot.grasp_runner.GraspRunner``); subclasses add the control step.
+    """
+
+    def __init__(self, workspace: Workspace, max_steps: int, policy: object | None = None
+                 ) -> None:
         self.workspace = workspace
         self.max_steps = int(max_steps)
-        self.success_threshold = float(success_threshold)
         self.estop = EStopLatch()
-        self.status = Status(max_steps=self.max_steps)
-        self.policy: Policy | None = None
+        self.status = self._new_status()
+        self.policy = None
         self.policy_reason = 'no weights loaded'
-        self._goal = np.zeros(3)
-        self._q_cmd: np.ndarray | None = None
         self.inference_ms: list[float] = []
         self.rejected_commands = 0
         self.last_refusal: Status | None = None
         self.set_policy(policy, 'no weights loaded')
 
+    def _new_status(self, *args: object) -> Status:
+        return Status(*args) if args else Status(max_steps=self.max_steps)
+
+    def _begin(self, goal: np.ndarray) -> None:
+        """Episode state of a subclass, reset for a new goal."""
+
     # ---- weights -------------------------------------------------------------------------
-    def set_policy(self, policy: Policy | None, reason: str = '') -> None:
-        """Install (or remove, with the reason) the actor; an episode under way is aborted."""
+    def set_policy(self, policy: object | None, reason: str = '') -> None:
+        """Install (or remove, with the reason) the policy; an episode under way is aborted."""
         if self.status.phase in (Phase.RUNNING, Phase.HOLDING):
             self._finish('cancelled', 'weights changed')
         self.policy = policy
@@ -128,15 +133,14 @@ class PickPlaceRunner:
             reason = self.workspace.check(goal)
         if reason is not None:
             # A refused goal leaves an episode under way untouched.
-            self.last_refusal = Status(self.status.phase, goal_id, goal.tolist(), None,
-                                       'rejected', reason, 0, self.max_steps)
+            self.last_refusal = self._new_status(self.status.phase, goal_id, goal.tolist(), None,
+                                                 'rejected', reason, 0, self.max_steps)
             return self.last_refusal
         if self.status.phase in (Phase.RUNNING, Phase.HOLDING):
             self._finish('preempted', f'preempted by goal {goal_id}')
-        self._goal = goal.copy()
-        self._q_cmd = None
-        self.status = Status(Phase.RUNNING, goal_id, goal.tolist(), None, '', '', 0,
-                             self.max_steps)
+        self._begin(goal.copy())
+        self.status = self._new_status(Phase.RUNNING, goal_id, goal.tolist(), None, '', '', 0,
+                                       self.max_steps)
         return self.status
 
     def cancel(self, reason: str = 'cancelled on request') -> bool:
@@ -179,6 +183,29 @@ class PickPlaceRunner:
     def active(self) -> bool:
         return self.status.phase in (Phase.RUNNING, Phase.HOLDING) and not self.estop.tripped
 
+    def _reject(self, reason: str) -> None:
+        self.rejected_commands += 1
+        self.hold(reason)
+        return None
+
+
+class PickPlaceRunner(EpisodeRunner):
+    """Episode state machine around a goal-conditioned actor."""
+
+    def __init__(self, builder: FetchObservationBuilder, controller: CartesianController,
+                 workspace: Workspace, max_steps: int = 50, success_threshold: float = 0.05,
+                 policy: Policy | None = None) -> None:
+        self.builder = builder
+        self.controller = controller
+        self.success_threshold = float(success_threshold)
+        self._goal = np.zeros(3)
+        self._q_cmd: np.ndarray | None = None
+        super().__init__(workspace, max_steps, policy)
+
+    def _begin(self, goal: np.ndarray) -> None:
+        self._goal = goal
+        self._q_cmd = None
+
     # ---- control step -------------------------------------------------------------------
     def observe(self, sample: RobotSample) -> np.ndarray:
         return self.builder.build(sample.arm_q, sample.arm_qd, sample.finger_q,
@@ -215,8 +242,3 @@ class PickPlaceRunner:
         self._q_cmd = arm
         st.step += 1
         return StepCommand(arm, grip, action, sample.stamp)
-
-    def _reject(self, reason: str) -> None:
-        self.rejected_commands += 1
-        self.hold(reason)
-        return None

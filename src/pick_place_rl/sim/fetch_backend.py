@@ -188,7 +188,8 @@ class FetchBackend:
         fovy = np.deg2rad(self.model.cam_fovy[cam])
         f = 0.5 * height / np.tan(0.5 * fovy)
         rot = self.data.cam_xmat[cam].reshape(3, 3) @ GL_TO_OPTICAL
-        return CameraImage(rgb, depth, f, f, 0.5 * width, 0.5 * height, self.camera,
+        # ROS pixel convention: integer coordinates at pixel centres.
+        return CameraImage(rgb, depth, f, f, 0.5 * width - 0.5, 0.5 * height - 0.5, self.camera,
                            self.data.cam_xpos[cam].copy(), quat_xyzw(rot))
 
     def close(self) -> None:

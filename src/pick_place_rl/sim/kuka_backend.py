@@ -19,6 +19,9 @@ from pick_place_rl.sim.backend import CameraImage, EpisodeInfo, GL_TO_OPTICAL, q
 
 #: The classic KUKA diverse-object camera (look-at, distance, yaw, pitch, vertical fov).
 DEFAULT_CAMERA = kuka_scene.Camera.from_yaw_pitch((0.23, 0.2, 0.54), 1.0, 245.0, -56.0, 20.0)
+#: Named cameras (``camera_name``): the classic task's oblique view, and the pixel-wise grasp
+#: task's straight-down view that the grasp net is trained on.
+CAMERAS = ('classic', 'overhead')
 PHYSICS_STEP = 1.0 / 300.0
 STEPS_PER_TICK = 3
 
@@ -28,9 +31,9 @@ class KukaBackend:
 
     def __init__(self, object_set: str = 'train', num_objects: int = 5,
                  camera: kuka_scene.Camera | str = DEFAULT_CAMERA, seed: int = 0) -> None:
-        if isinstance(camera, str):
-            raise ValueError(f'the KUKA scene has no named cameras ({camera!r}); '
-                             'leave camera_name empty')
+        if isinstance(camera, str) and camera not in CAMERAS:
+            raise ValueError(f'unknown KUKA camera {camera!r}; choose from {CAMERAS} '
+                             '(empty = classic)')
         kuka_scene.object_indices(object_set)  # validates the split name
         if num_objects < 1:
             raise ValueError(f'num_objects must be >= 1, got {num_objects}')
@@ -39,6 +42,11 @@ class KukaBackend:
             self.client, kuka_scene.SceneConfig(time_step=PHYSICS_STEP))
         self.object_set = object_set
         self.num_objects = num_objects
+        if camera == 'overhead':
+            from pick_place_rl.sim.kuka_grasp_env import overhead_camera
+            camera = overhead_camera(self.scene)
+        elif camera == 'classic':
+            camera = DEFAULT_CAMERA
         self.camera = camera
         self.tick = STEPS_PER_TICK * PHYSICS_STEP
         self.arm_joint_names = kuka_scene.ARM_JOINT_NAMES
@@ -132,6 +140,10 @@ class KukaBackend:
         pos, orn = self.scene.p.getBasePositionAndOrientation(self.scene.objects[0])
         return np.array(pos), np.array(orn)
 
+    def object_poses(self) -> np.ndarray:
+        """(n, 7) position + quaternion (x, y, z, w) of every object in the scene."""
+        return self.scene.object_poses()
+
     def goal(self) -> np.ndarray:
         return self._goal.copy()
 
@@ -142,7 +154,8 @@ class KukaBackend:
         view, _ = self.camera.matrices(width, height)
         cam_to_world = np.linalg.inv(np.asarray(view).reshape(4, 4).T)  # column-major
         rot = cam_to_world[:3, :3] @ GL_TO_OPTICAL
-        return CameraImage(rgb, depth, f, f, 0.5 * width, 0.5 * height, 'camera',
+        # ROS pixel convention: integer coordinates at pixel centres.
+        return CameraImage(rgb, depth, f, f, 0.5 * width - 0.5, 0.5 * height - 0.5, 'camera',
                            cam_to_world[:3, 3].copy(), quat_xyzw(rot))
 
     def close(self) -> None:

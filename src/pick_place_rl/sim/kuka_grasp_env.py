@@ -84,6 +84,23 @@ class PixelGraspConfig:
     lift_to: float = 0.55
 
 
+def overhead_camera(scene: KukaScene, half_extent: float = PixelGraspConfig.half_extent,
+                    height: float = PixelGraspConfig.camera_height) -> Camera:
+    """The pixel-wise grasp task's camera: straight down over the workspace centre.
+
+    Image rows run along +x and columns along +y; the view covers ``2 * half_extent`` at the
+    tray floor. The sim driver serves the same camera (``camera_name: overhead``) so that the
+    policy node sees what the grasp net was trained on.
+    """
+    lo = np.array(scene.config.workspace_low)
+    hi = np.array(scene.config.workspace_high)
+    centre = (lo + hi) / 2
+    floor = scene.tray_floor_z
+    fov = 2 * math.degrees(math.atan(half_extent / (height - floor)))
+    return Camera(eye=(centre[0], centre[1], height), target=(centre[0], centre[1], floor),
+                  up=(1.0, 0.0, 0.0), fov_deg=fov)
+
+
 def _check_split(split: str) -> None:
     object_indices(split)  # raises UnknownObjectSetError with the valid choices
 
@@ -205,15 +222,7 @@ class KukaPixelGraspEnv(_KukaEnvBase):
         s = config.image_size
         self.observation_space = gym.spaces.Box(0.0, np.inf, (4, s, s), np.float32)
         self.action_space = gym.spaces.Discrete(config.n_yaw * s * s)
-        lo = np.array(self.scene.config.workspace_low)
-        hi = np.array(self.scene.config.workspace_high)
-        self.centre = (lo + hi) / 2
-        floor = self.scene.tray_floor_z
-        # Straight down; image rows run along +x, columns along +y.
-        fov = 2 * math.degrees(math.atan(config.half_extent / (config.camera_height - floor)))
-        self.camera = Camera(eye=(self.centre[0], self.centre[1], config.camera_height),
-                             target=(self.centre[0], self.centre[1], floor),
-                             up=(1.0, 0.0, 0.0), fov_deg=fov)
+        self.camera = overhead_camera(self.scene, config.half_extent, config.camera_height)
         self.attempts = 0
         self.depth = np.zeros((s, s), np.float32)
 
