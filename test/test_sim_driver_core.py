@@ -105,7 +105,7 @@ def _check_camera_geometry(image, point: np.ndarray, surface_below: float) -> No
     u = image.fx * p_cam[0] / p_cam[2] + image.cx
     v = image.fy * p_cam[1] / p_cam[2] + image.cy
     h, w = image.depth.shape
-    assert -0.5 <= u < w - 0.5 and -0.5 <= v < h - 0.5, f'point projects outside the image: {(u, v)}'
+    assert -0.5 <= u < w - 0.5 and -0.5 <= v < h - 0.5, f'point projects outside: {(u, v)}'
     depth = float(image.depth[int(round(v)), int(round(u))])
     assert p_cam[2] - surface_below < depth <= p_cam[2] + 1e-3, (depth, p_cam[2])
 
