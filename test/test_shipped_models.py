@@ -16,8 +16,8 @@ MODELS = Path(__file__).resolve().parents[1] / 'models'
 ACTORS = sorted(p.parent.name for p in MODELS.glob('fetch_*/actor.pt'))
 
 
-def test_pick_and_place_actor_is_shipped():
-    assert 'fetch_pick_and_place' in ACTORS
+def test_reach_push_and_pick_and_place_actors_are_shipped():
+    assert {'fetch_reach', 'fetch_push', 'fetch_pick_and_place'} <= set(ACTORS)
 
 
 @pytest.mark.parametrize('name', ACTORS)
