@@ -176,3 +176,46 @@ class DQNAgent:
         self.target.load_state_dict(state['target'])
         self.optimizer.load_state_dict(state['optimizer'])
         self.updates = int(state['updates'])
+
+
+def augment_qmap_batch(batch: DQNBatch, n_yaw: int, rng: np.random.Generator) -> DQNBatch:
+    """Each transition under a random symmetry of the square image (the 8 of the dihedral group).
+
+    For top-down grasping with one-step targets a grasp's outcome depends on the scene around
+    it, not on where the scene sits in the image: a mirrored or transposed image with the grasp
+    pixel and its yaw mapped the same way is an equally valid experience (8x the data for
+    free). Image rows run along world x and columns along y, so a yaw angle t (from +x towards
+    +y) becomes ``pi/2 - t`` under a transpose and ``-t`` (= ``pi - t``, grasps are symmetric
+    under half turns) under a flip of either axis. Actions are ``(yaw * S + row) * S + col``.
+    """
+    if n_yaw % 2:
+        raise ValueError(f'yaw symmetries need an even number of yaw bins, got {n_yaw}')
+    obs, next_obs = batch.obs.clone(), batch.next_obs.clone()
+    b, _, s, s2 = obs.shape
+    if s != s2:
+        raise ValueError(f'image symmetries need a square image, got {s}x{s2}')
+    a = batch.actions
+    yaw, rest = a // (s * s), a % (s * s)
+    row, col = rest // s, rest % s
+    ops = torch.from_numpy(rng.integers(0, 2, (b, 3)))
+    for i in range(b):
+        transpose, flip_r, flip_c = (bool(v) for v in ops[i])
+        for img in (obs, next_obs):
+            x = img[i]
+            if transpose:
+                x = x.transpose(-1, -2)
+            if flip_r:
+                x = x.flip(-2)
+            if flip_c:
+                x = x.flip(-1)
+            img[i] = x.clone()
+        r, c, k = int(row[i]), int(col[i]), int(yaw[i])
+        if transpose:
+            r, c, k = c, r, (n_yaw // 2 - k) % n_yaw
+        if flip_r:
+            r, k = s - 1 - r, (n_yaw - k) % n_yaw
+        if flip_c:
+            c, k = s - 1 - c, (n_yaw - k) % n_yaw
+        row[i], col[i], yaw[i] = r, c, k
+    actions = (yaw * s + row) * s + col
+    return DQNBatch(obs, actions, batch.rewards, next_obs, batch.dones)

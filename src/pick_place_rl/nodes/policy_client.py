@@ -177,7 +177,10 @@ def _reset_and_wait(driver: Any, seed: int) -> dict:
 
 
 def run_episodes(driver: Any, policy: PolicyClient, seeds: Sequence[int],
-                 episode_timeout: float = 60.0, attempts: int = 3) -> list[dict]:
+                 episode_timeout: float = 60.0, attempts: int = 3,
+                 place_goal: Sequence[float] | None = None,
+                 inputs: Sequence[str] = ('/joint_states', '/pick_place/object_pose')
+                 ) -> list[dict]:
     """Seeded pick-place episodes through ROS: driver reset per seed, goal over the topic.
 
     ``driver`` is a ``sim_client.DriverClient`` sharing ``policy``'s rclpy node. Per seed it
@@ -185,12 +188,14 @@ def run_episodes(driver: Any, policy: PolicyClient, seeds: Sequence[int],
     until the reset state is on the graph, publishes the seed's goal on /pick_place/goal and
     waits for the node's terminal status. In lock-step the driver publishes the reset state
     once; if the policy node's subscription had not matched yet it holds at step 0 (inputs
-    stale), and the seed is reset and sent again (``attempts`` times in all). Returns per seed:
-    ``seed``, ``success``, ``distance``, ``steps``, ``result``, ``wall_s``, ``attempts``.
+    stale), and the seed is reset and sent again (``attempts`` times in all). ``place_goal``
+    replaces the seed's goal (the KUKA grasp node's place goal); ``inputs`` are the driver
+    topics the policy node must subscribe to first. Returns per seed: ``seed``, ``success``,
+    ``distance``, ``steps``, ``result``, ``wall_s``, ``attempts`` and the final ``status``.
     """
     node = policy.node
-    if not policy.spin_until(lambda: node.count_subscribers('/joint_states') >= 2
-                             and node.count_subscribers('/pick_place/object_pose') >= 2, 30.0):
+    if not policy.spin_until(lambda: all(node.count_subscribers(t) >= 2 for t in inputs),
+                             30.0):
         raise TimeoutError('the policy node does not subscribe to the driver state')
     policy.spin_for(0.5)
     out = []
@@ -201,7 +206,7 @@ def run_episodes(driver: Any, policy: PolicyClient, seeds: Sequence[int],
                 policy.trigger('cancel')
             info = _reset_and_wait(driver, seed)
             policy.spin_for(0.05)  # the policy node receives the same samples: let them land
-            goal = [float(v) for v in info['goal']]
+            goal = [float(v) for v in (info['goal'] if place_goal is None else place_goal)]
             mark = len(policy.statuses)
             # Goal ids only grow: this attempt's episode is the first with a larger one.
             prev_id = max((int(s.get('goal_id') or 0) for s in policy.statuses), default=0)
@@ -230,7 +235,7 @@ def run_episodes(driver: Any, policy: PolicyClient, seeds: Sequence[int],
                 out.append({'seed': int(seed), 'success': st['result'] == 'success',
                             'distance': st['distance'], 'steps': st['step'],
                             'result': st['result'], 'wall_s': time.monotonic() - t0,
-                            'attempts': attempt})
+                            'attempts': attempt, 'status': st})
                 break
             if not stuck_since:
                 raise TimeoutError(f'seed {seed}: no result within {episode_timeout} s; last '

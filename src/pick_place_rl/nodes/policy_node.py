@@ -52,10 +52,9 @@ from pick_place_rl.robot.fetch_observation import (
     quat_to_matrix,
 )
 from pick_place_rl.robot.kinematics import ArmKinematics
-from pick_place_rl.robot.policy_runner import Phase, PickPlaceRunner, RobotSample
+from pick_place_rl.robot.policy_runner import Phase, PickPlaceRunner, RobotSample, TRIGGERS
 from pick_place_rl.robot.safety import InputRejected, joints_by_name, stale_inputs, Workspace
 
-TRIGGERS = ('timer', 'joint_states')
 ACTOR_SPEC = {'obs_dim': OBS_DIM, 'goal_dim': GOAL_DIM, 'act_dim': 4}
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PointStamped, PoseStamped
+from geometry_msgs.msg import PointStamped, PoseArray, PoseStamped
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 import numpy as np
@@ -51,7 +51,8 @@ stop_driver = stop_node
 
 #: Driver output topics a client can collect.
 OUTPUTS = ('/joint_states', '/pick_place/object_pose', '/pick_place/sim_goal', '/diagnostics',
-           '/camera/image_raw', '/camera/depth/image_raw', '/camera/camera_info', '/camera/pose')
+           '/camera/image_raw', '/camera/depth/image_raw', '/camera/camera_info', '/camera/pose',
+           '/pick_place/object_poses')
 
 
 class DriverClient(GraphClient):
@@ -74,6 +75,7 @@ class DriverClient(GraphClient):
         self.depths: list[Image] = []
         self.infos: list[CameraInfo] = []
         self.camera_poses: list[PoseStamped] = []
+        self.all_object_poses: list[PoseArray] = []
         n = self.node
         subs = {
             '/joint_states': (JointState, self.joint_states, reliable),
@@ -84,6 +86,7 @@ class DriverClient(GraphClient):
             '/camera/depth/image_raw': (Image, self.depths, reliable),
             '/camera/camera_info': (CameraInfo, self.infos, reliable),
             '/camera/pose': (PoseStamped, self.camera_poses, reliable),
+            '/pick_place/object_poses': (PoseArray, self.all_object_poses, reliable),
         }
         for topic in (OUTPUTS if topics is None else topics):
             msg_type, store, qos = subs[topic]

@@ -97,6 +97,7 @@ class GraspParams:
     lift_z: float = 0.55
     place_clearance: float = 0.03
     joint_speed: float = 0.8
+    carry_speed: float = 0.5
     descend_speed: float = 0.2
     lift_speed: float = 0.4
     close_time: float = 0.4
@@ -121,6 +122,13 @@ class GraspStatus(Status):
 
 
 GraspNet = Callable[[np.ndarray], object]   # image (C, S, S) -> Grasp (core.grasp_policy)
+#: peak speed of :func:`smooth` relative to the average speed of the move
+SMOOTH_PEAK = math.pi / 2
+
+
+def smooth(s: float) -> float:
+    """Cosine time scaling 0 -> 1: zero speed at both ends, so a held object is not jerked."""
+    return 0.5 - 0.5 * math.cos(math.pi * s)
 
 
 def yaw_rotation(base: np.ndarray, yaw: float) -> np.ndarray:
@@ -257,20 +265,23 @@ class GraspRunner(EpisodeRunner):
                              f'(error {err * 1000:.1f} mm)')
         return q
 
-    def _joint_move(self, q_from: np.ndarray, q_to: np.ndarray) -> None:
-        step = self.params.joint_speed * self.period
-        n = max(1, int(math.ceil(float(np.max(np.abs(q_to - q_from))) / step)))
+    def _joint_move(self, q_from: np.ndarray, q_to: np.ndarray, speed: float | None = None
+                    ) -> None:
+        """Joint-space move, smooth start and stop, no joint faster than ``speed`` rad/s."""
+        step = (speed or self.params.joint_speed) * self.period
+        n = max(1, int(math.ceil(float(np.max(np.abs(q_to - q_from))) * SMOOTH_PEAK / step)))
         for i in range(1, n + 1):
-            self._queue.append(q_from + (q_to - q_from) * i / n)
+            self._queue.append(q_from + (q_to - q_from) * smooth(i / n))
         self._target = q_to
 
     def _line_move(self, q_from: np.ndarray, flange_to: np.ndarray, speed: float) -> None:
-        """Straight flange line at ``speed`` m/s, one IK solution per period."""
+        """Straight flange line (smooth start and stop, peak ``speed`` m/s), IK per period."""
         start = self.kin.fk(q_from)
-        n = max(1, int(math.ceil(np.linalg.norm(flange_to - start) / (speed * self.period))))
+        n = max(1, int(math.ceil(np.linalg.norm(flange_to - start) * SMOOTH_PEAK
+                                 / (speed * self.period))))
         q = q_from
         for i in range(1, n + 1):
-            q_next = self._ik(q, start + (flange_to - start) * i / n, self._yaw)
+            q_next = self._ik(q, start + (flange_to - start) * smooth(i / n), self._yaw)
             # Keep within the joint speed even where the IK turns a joint quickly.
             limit = self.params.joint_speed * self.period
             sub = max(1, int(math.ceil(float(np.max(np.abs(q_next - q))) / limit)))
@@ -336,8 +347,10 @@ class GraspRunner(EpisodeRunner):
         stage = self._stage
         if stage not in (Stage.CAPTURE, Stage.CLOSE, Stage.RELEASE):
             # The descent ends in contact (the fingertips aim below the surface), as the env's
-            # timed descent does: it may stop short of its target.
-            contact = stage is Stage.DESCEND and now - self._idle_since >= p.contact_time
+            # timed descent does, and lowering a held object may touch down early: both may
+            # stop short of their target.
+            contact = stage in (Stage.DESCEND, Stage.PLACE) and \
+                now - self._idle_since >= p.contact_time
             if not (contact or self._settled(sample)):
                 if now - self._idle_since > p.settle_timeout:
                     err = np.abs(sample.arm_q - self._target)
@@ -391,7 +404,7 @@ class GraspRunner(EpisodeRunner):
             flange_lift = self.kin.fk(q_now)
             above_goal = np.array([self._goal[0], self._goal[1], flange_lift[2]])
             q_above = self._ik(q_now, above_goal, self._yaw)
-            self._joint_move(q_now, q_above)
+            self._joint_move(q_now, q_above, p.carry_speed)
             down = self._goal + [0.0, 0.0, self.tip_offset + p.place_clearance]
             self._line_move(q_above, down, p.descend_speed)
             return False

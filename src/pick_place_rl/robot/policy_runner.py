@@ -28,6 +28,9 @@ from pick_place_rl.robot.safety import (
 )
 
 Policy = Callable[[np.ndarray, np.ndarray], np.ndarray]
+#: When a policy node steps: on a timer at its control rate, or once per new joint state
+#: (lock-step simulation).
+TRIGGERS = ('timer', 'joint_states')
 
 
 class Phase(enum.StrEnum):

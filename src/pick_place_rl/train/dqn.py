@@ -29,7 +29,13 @@ from pick_place_rl.core.checkpoint import (
     to_numpy_tree,
 )
 from pick_place_rl.core.config import field, to_dict
-from pick_place_rl.core.dqn import DQNAgent, DQNParams, LinearSchedule, TransitionReplay
+from pick_place_rl.core.dqn import (
+    augment_qmap_batch,
+    DQNAgent,
+    DQNParams,
+    LinearSchedule,
+    TransitionReplay,
+)
 from pick_place_rl.core.dqn_nets import build_net, KIND_CONV, KIND_MLP, KIND_QMAP
 from pick_place_rl.core.seeding import seed_everything
 from pick_place_rl.sim.registry import check_env_id
@@ -84,6 +90,8 @@ class DQNConfig:
     n_eval_episodes: int = field(20, 'greedy evaluation episodes per epoch')
     eval_seed: int = field(1_000_000, 'first seed of the evaluation episodes (fixed per epoch)')
     torch_threads: int = field(1, 'torch intra-op threads')
+    augment: bool = field(False, 'pixel-wise task: train on each sampled grasp under a random '
+                                 'mirror/transpose of the image (yaw mapped to match)')
     tensorboard: bool = field(True, 'write TensorBoard scalars to out_dir/tb')
     progress: bool = field(True, 'show a progress bar')
 
@@ -103,6 +111,8 @@ class DQNPixelConfig(DQNConfig):
     eps_end: float = field(0.05, 'final exploration probability')
     width: int = field(16, 'channels of the first U-Net level')
     n_eval_episodes: int = field(10, 'greedy evaluation episodes per epoch')
+    augment: bool = field(True, 'train on each sampled grasp under a random mirror/transpose '
+                                'of the image (yaw mapped to match): 8x the experience')
 
 
 @dataclass(frozen=True)
@@ -278,7 +288,10 @@ class DQNTrainer:
             else:
                 self.obs = next_obs
             if self.env_steps >= c.learning_starts and self.env_steps % c.train_every == 0:
-                losses = self.agent.update(self.replay.sample(c.batch_size, self.rng))
+                batch = self.replay.sample(c.batch_size, self.rng)
+                if c.augment and self.kind == KIND_QMAP:
+                    batch = augment_qmap_batch(batch, self.spec['n_yaw'], self.rng)
+                losses = self.agent.update(batch)
                 if self.agent.updates % c.target_update_every == 0:
                     self.agent.update_target()
         return losses
