@@ -169,3 +169,19 @@ def test_kuka_episodes_replay_and_placement() -> None:
         np.testing.assert_allclose(backend.gripper_targets(), [0.0, 0.1])
     finally:
         backend.close()
+
+
+def test_camera_quaternion_survives_half_turns() -> None:
+    """A camera looking straight down is a half turn (w = 0): the signs must still agree."""
+    import pinocchio as pin
+
+    from pick_place_rl.robot.fetch_observation import quat_to_matrix
+    from pick_place_rl.sim.backend import quat_xyzw
+    axes = [*np.eye(3), (1, -1, 0), (1, 1, 0), (0, 1, -1), (1, 1, 1), (1, -2, 3)]
+    rotations = [pin.exp3(np.pi * np.asarray(a, float) / np.linalg.norm(a)) for a in axes]
+    rng = np.random.default_rng(0)
+    rotations += [pin.exp3(rng.normal(size=3)) for _ in range(200)]
+    for rot in rotations:
+        q = quat_xyzw(rot)
+        assert q[3] >= 0 and abs(np.linalg.norm(q) - 1) < 1e-12
+        assert np.allclose(quat_to_matrix(q), rot, atol=1e-9), (rot, q)

@@ -49,16 +49,34 @@ GL_TO_OPTICAL = np.diag([1.0, -1.0, -1.0])
 
 
 def quat_xyzw(rot: np.ndarray) -> np.ndarray:
-    """Unit quaternion (x, y, z, w) of a rotation matrix (w >= 0)."""
+    """Unit quaternion (x, y, z, w) of a rotation matrix (w >= 0).
+
+    Shepperd's method: solve for the largest of |w|, |x|, |y|, |z| first and take the others
+    from the matrix entries, so half-turns (w = 0, e.g. a camera looking straight down) keep
+    the relative signs of x, y and z.
+    """
     r = np.asarray(rot, dtype=float)
-    w = 0.5 * np.sqrt(max(0.0, 1.0 + r[0, 0] + r[1, 1] + r[2, 2]))
-    x = 0.5 * np.sqrt(max(0.0, 1.0 + r[0, 0] - r[1, 1] - r[2, 2]))
-    y = 0.5 * np.sqrt(max(0.0, 1.0 - r[0, 0] + r[1, 1] - r[2, 2]))
-    z = 0.5 * np.sqrt(max(0.0, 1.0 - r[0, 0] - r[1, 1] + r[2, 2]))
-    x = np.copysign(x, r[2, 1] - r[1, 2])
-    y = np.copysign(y, r[0, 2] - r[2, 0])
-    z = np.copysign(z, r[1, 0] - r[0, 1])
-    q = np.array([x, y, z, w])
+    trace = r[0, 0] + r[1, 1] + r[2, 2]
+    cands = (trace, r[0, 0], r[1, 1], r[2, 2])
+    k = int(np.argmax(cands))
+    if k == 0:
+        w = 0.5 * np.sqrt(1.0 + trace)
+        q = np.array([(r[2, 1] - r[1, 2]) / (4 * w), (r[0, 2] - r[2, 0]) / (4 * w),
+                      (r[1, 0] - r[0, 1]) / (4 * w), w])
+    elif k == 1:
+        x = 0.5 * np.sqrt(max(0.0, 1.0 + r[0, 0] - r[1, 1] - r[2, 2]))
+        q = np.array([x, (r[0, 1] + r[1, 0]) / (4 * x), (r[0, 2] + r[2, 0]) / (4 * x),
+                      (r[2, 1] - r[1, 2]) / (4 * x)])
+    elif k == 2:
+        y = 0.5 * np.sqrt(max(0.0, 1.0 - r[0, 0] + r[1, 1] - r[2, 2]))
+        q = np.array([(r[0, 1] + r[1, 0]) / (4 * y), y, (r[1, 2] + r[2, 1]) / (4 * y),
+                      (r[0, 2] - r[2, 0]) / (4 * y)])
+    else:
+        z = 0.5 * np.sqrt(max(0.0, 1.0 - r[0, 0] - r[1, 1] + r[2, 2]))
+        q = np.array([(r[0, 2] + r[2, 0]) / (4 * z), (r[1, 2] + r[2, 1]) / (4 * z), z,
+                      (r[1, 0] - r[0, 1]) / (4 * z)])
+    if q[3] < 0:
+        q = -q
     return q / np.linalg.norm(q)
 
 
