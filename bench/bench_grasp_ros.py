@@ -29,8 +29,10 @@ import time
 
 import numpy as np
 
+from pick_place_rl.sim.joint_grasp_loop import PLACE_GOAL as GOAL
+from pick_place_rl.sim.joint_grasp_loop import PLACE_RADIUS
+
 ROOT = Path(__file__).resolve().parents[1]
-GOAL = (0.72, 0.22, -0.12)
 
 
 def node_config():
@@ -72,7 +74,6 @@ def through_ros(weights: Path, seeds: list[int], objects: int) -> dict:
     from pick_place_rl.nodes import policy_client as pc
     from pick_place_rl.nodes import sim_client as sc
     from pick_place_rl.nodes.node_process import start_node
-    from pick_place_rl.sim.joint_grasp_loop import PLACE_RADIUS
     driver = sc.start_driver('kuka', ['clock_mode:=lockstep', 'kuka_object_set:=test',
                                       f'kuka_num_objects:={objects}'],
                              params_file=ROOT / 'config' / 'kuka_sim.yaml')

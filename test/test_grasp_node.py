@@ -26,6 +26,7 @@ from pick_place_rl.nodes.policy_msgs import seconds
 from pick_place_rl.robot.fetch_observation import quat_to_matrix
 from pick_place_rl.robot.grasp_config import build_grasp_runner, GraspNodeConfig
 from pick_place_rl.robot.grasp_runner import CameraFrame
+from pick_place_rl.sim.joint_grasp_loop import PLACE_GOAL as PLACE
 from pick_place_rl.sim.joint_grasp_loop import run_loop
 from pick_place_rl.sim.kuka_backend import KukaBackend
 from pick_place_rl.sim.kuka_grasp_env import PARK_ARM
@@ -33,7 +34,6 @@ from pick_place_rl.sim.kuka_grasp_env import PARK_ARM
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / 'models' / 'dqn_pixel' / 'qnet.pt'
 URDF = ROOT / 'urdf' / 'kuka_iiwa.urdf'
-PLACE = (0.72, 0.22, -0.12)
 #: a test-split seed the shipped net picks and places (in-process and through ROS, lock-step)
 GOOD_SEED = 0
 
@@ -74,6 +74,8 @@ def test_node_image_and_grasp_points_match_the_training_env() -> None:
 
 
 def test_reference_loop_picks_and_places() -> None:
+    from pick_place_rl.demo import PLACE_GOALS
+    assert PLACE_GOALS['kuka'] == PLACE, 'the demo and the benchmark place at the same goal'
     net = GraspPolicy(WEIGHTS)
     (episode,) = run_loop(net, GraspNodeConfig(), str(URDF), [GOOD_SEED], PLACE)
     assert episode.result == 'success', episode

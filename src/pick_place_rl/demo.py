@@ -31,7 +31,10 @@ RECORD_TOPICS = ('/joint_states', '/pick_place/object_pose', '/pick_place/sim_go
                  '/arm_controller/joint_trajectory', '/gripper_controller/commands',
                  '/camera/image_raw', '/camera/camera_info', '/diagnostics', '/clock')
 ROBOT_TITLES = {'fetch': 'Fetch pick-and-place (MuJoCo, DDPG+HER actor)',
-                'kuka': 'KUKA iiwa grasping (PyBullet, DQN grasp net)'}
+                'kuka': 'KUKA iiwa pick-and-place (PyBullet, DQN grasp net, held-out objects)'}
+#: The KUKA goals: pick any object with the grasp net, put it here (the grasp benchmark's goal;
+#: sim/joint_grasp_loop.py). Fetch goals come with each seed's episode.
+PLACE_GOALS = {'kuka': (0.72, 0.22, -0.12)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -133,7 +136,8 @@ def _session(args: argparse.Namespace, supervisor: Supervisor, out: Path) -> int
             say(f'[setup] robot and policy ready in {time.monotonic() - t0:.1f} s')
             results = []
             for i in range(args.goals):
-                results.append(session.episode(i, args.seed + i, args.episode_timeout))
+                results.append(session.episode(i, args.seed + i, args.episode_timeout,
+                                               PLACE_GOALS.get(args.robot)))
                 say(_goal_line(i, args.goals, results[-1]))
         if session.recorded is not None:
             path, topics, messages = session.recorded

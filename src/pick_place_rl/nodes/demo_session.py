@@ -126,6 +126,10 @@ class DemoSession:
         if msg.encoding != 'rgb8':
             return
         rgb = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, 3)
+        if msg.width < 160:
+            # The KUKA's grasp camera is the net's 32x32: enlarge it (whole pixels) to see it.
+            k = -(-160 // msg.width)
+            rgb = rgb.repeat(k, axis=0).repeat(k, axis=1)
         self.frames.append((self._episode, rgb.copy()))
 
     def _tick(self) -> None:
@@ -161,12 +165,20 @@ class DemoSession:
             return False
         return self.policy.goal_pub.get_subscription_count() >= len(subs)
 
-    def episode(self, index: int, seed: int, timeout: float) -> dict:
-        """One seeded pick-place episode through ROS (``policy_client.run_episodes``)."""
+    def episode(self, index: int, seed: int, timeout: float,
+                place_goal: Sequence[float] | None = None) -> dict:
+        """One seeded pick-place episode through ROS (``policy_client.run_episodes``).
+
+        ``place_goal``: the KUKA grasp node's goal (where to put the object it picks); None =
+        the seed's own goal (Fetch).
+        """
         self._tick()
         self._episode = index
+        inputs = ('/joint_states',) if place_goal is not None else \
+            ('/joint_states', '/pick_place/object_pose')
         try:
-            (result,) = pc.run_episodes(self.driver, self.policy, [seed], timeout)
+            (result,) = pc.run_episodes(self.driver, self.policy, [seed], timeout,
+                                        place_goal=place_goal, inputs=inputs)
         except (TimeoutError, AssertionError) as exc:
             self._tick()
             raise DemoFailed(f'goal {index + 1} (seed {seed}): {exc}') from exc
