@@ -174,6 +174,8 @@ def test_bad_arguments_are_rejected(given: dict[str, str], message: str) -> None
 def test_train_presets_match_the_trainer() -> None:
     from pick_place_rl.train.ddpg_her import PRESETS
     assert sorted(g.TRAIN_PRESETS) == sorted(PRESETS)
+    from pick_place_rl.train.cli import ALGORITHMS
+    assert sorted(g.TRAIN_ALGORITHMS) == sorted(ALGORITHMS)
 
 
 def _all_plans() -> list[tuple[str, g.PlannedNode]]:

@@ -219,3 +219,46 @@ def test_preset_then_explicit_parameters() -> None:
     assert merge_preset(DDPGHerConfig(), '') == DDPGHerConfig()
     with pytest.raises(ValueError, match='unknown preset'):
         merge_preset(DDPGHerConfig(), 'nope')
+
+
+def test_trainer_node_hosts_the_dqn_trainer(tmp_path: Path, client: Client) -> None:
+    """``algorithm: dqn-reacher``: the DQN trainer's own parameters, the same progress, save
+    and finish; the exported Q-net loads with its kind checked."""
+    from pick_place_rl.core.checkpoint import load_checkpoint
+    from pick_place_rl.core.dqn_nets import KIND_MLP
+
+    params = _params_file(tmp_path / 'params.yaml', {
+        'algorithm': 'dqn-reacher', 'epochs': 2, 'steps_per_epoch': 200,
+        'n_eval_episodes': 2, 'tensorboard': False, 'progress': False,
+        'out_dir': str(tmp_path / 'run'), 'diagnostics_period': 0.5})
+    script = Path(sys.executable).parent / 'trainer_node'
+    proc = subprocess.Popen([str(script), '--ros-args', '--params-file', str(params),
+                             '-r', f'__node:={NAME}'], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    try:
+        reply = client.call(GetParameters, f'/{NAME}/get_parameters',
+                            GetParameters.Request(names=['steps_per_epoch', 'env_id']), proc)
+        assert reply.values[0].integer_value == 200
+        assert reply.values[1].string_value == 'JointReacher-v0'
+        finished = client.wait_for('the finished state', _state(client, 'finished'), 240, proc)
+        assert finished['epoch'] == 2 and finished['env_steps'] == 400
+        assert finished['actor'] == str(tmp_path / 'run' / 'qnet.pt')
+        assert proc.wait(timeout=60) == 0, _output(proc)
+        payload = load_checkpoint(tmp_path / 'run' / 'qnet.pt', KIND_MLP)
+        assert payload['spec']['env_id'] == 'JointReacher-v0'
+        metrics = json.loads((tmp_path / 'run' / 'metrics.json').read_text())
+        assert metrics['epochs'] == 2 and (tmp_path / 'run' / 'curve.png').exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_dqn_presets() -> None:
+    from pick_place_rl.nodes.trainer_node import merge_preset
+    from pick_place_rl.train.dqn import DQNReacherConfig
+
+    config = DQNReacherConfig(lr=0.01)
+    assert merge_preset(config, 'fast', 'dqn-reacher') == config
+    with pytest.raises(ValueError, match="unknown preset 'baseline' for dqn-reacher"):
+        merge_preset(config, 'baseline', 'dqn-reacher')

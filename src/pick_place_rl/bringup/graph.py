@@ -25,6 +25,8 @@ BOOL_CHOICES = ('true', 'false')
 #: trainer presets (pick_place_rl.train.ddpg_her.PRESETS; a test keeps the two equal without
 #: this module importing torch)
 TRAIN_PRESETS = ('baseline', 'fast', 'pendulum', 'reach')
+#: trainer algorithms (pick_place_rl.train.cli.ALGORITHMS; a test keeps the two equal)
+TRAIN_ALGORITHMS = ('ddpg-her', 'dqn-grasp', 'dqn-pixel', 'dqn-reacher')
 
 
 class GraphError(ValueError):
@@ -194,10 +196,13 @@ GRAPHS: dict[str, Graph] = {
         {'profile': _REAL_PROFILES},
     ),
     'train': Graph(
-        'the DDPG+HER trainer node (progress on /pick_place/train_progress)',
+        'the trainer node, DDPG+HER or DQN (progress on /pick_place/train_progress)',
         (
+            Argument('algorithm', 'ddpg-her', 'trainer (as in pick-place-rl train ALGO)',
+                     TRAIN_ALGORITHMS),
             Argument('preset', 'fast',
-                     'named trainer preset (pick_place_rl.train.ddpg_her.PRESETS)',
+                     'named trainer preset (pick_place_rl.train.ddpg_her.PRESETS; the DQN '
+                     'trainers have fast only: their defaults)',
                      TRAIN_PRESETS),
             Argument('env_id', '', "gymnasium environment id; empty = the preset's"),
             Argument('minutes', '60', 'wall-clock training budget, minutes', type='float'),
@@ -207,7 +212,8 @@ GRAPHS: dict[str, Graph] = {
         ),
         (
             NodeSpec('trainer', 'trainer_node', ('{params_file?}',),
-                     {'preset': '{preset}', 'env_id': '{env_id?}', 'minutes': '{minutes}',
+                     {'algorithm': '{algorithm}', 'preset': '{preset}', 'env_id': '{env_id?}',
+                      'minutes': '{minutes}',
                       'seed': '{seed}', 'out_dir': '{out_dir}'}),
         ),
     ),

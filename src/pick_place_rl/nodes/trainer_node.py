@@ -1,8 +1,10 @@
-"""``trainer_node``: the DDPG+HER trainer behind ROS parameters, topics and services.
+"""``trainer_node``: the trainers (DDPG+HER, DQN) behind ROS parameters, topics and services.
 
-Parameters are generated from :class:`~pick_place_rl.train.ddpg_her.DDPGHerConfig` (one per
-field, same names as the CLI flags without dashes) plus :class:`TrainerNodeConfig`. Training runs
-in a worker thread; the executor keeps serving services and timers meanwhile.
+``algorithm`` (a :class:`TrainerNodeConfig` parameter, as in ``pick-place-rl train ALGO``)
+picks the trainer; its parameters are generated from that trainer's config dataclass
+(:class:`~pick_place_rl.train.ddpg_her.DDPGHerConfig`, or the ``pick_place_rl.train.dqn``
+configs: one per field, same names as the CLI flags without dashes). Training runs in a worker
+thread; the executor keeps serving services and timers meanwhile.
 
 Interface:
 
@@ -11,12 +13,13 @@ Interface:
   "success_rate": ..., ...}``; states are ``starting``, ``training``, ``stopping``, ``finished``,
   ``failed``.
 * ``/diagnostics`` (diagnostic_msgs/DiagnosticArray) every ``diagnostics_period`` s.
-* ``~/save`` (std_srvs/Trigger): write ``checkpoint.pt`` and ``actor.pt`` into ``out_dir`` now
-  (at the next cycle boundary while training); the message is the actor path.
-* ``~/stop`` (std_srvs/Trigger): stop at the next cycle boundary, then export ``actor.pt``,
+* ``~/save`` (std_srvs/Trigger): write ``checkpoint.pt`` and the policy file into ``out_dir``
+  now (at the next cycle boundary while training); the message is the policy file's path.
+* ``~/stop`` (std_srvs/Trigger): stop at the next cycle boundary, then export the policy file,
   ``metrics.json`` and ``curve.png`` as a finished run does.
 
-``out_dir/actor.pt`` is the file the policy node loads (``GoalPolicy.from_checkpoint``).
+The policy file is what the policy nodes load: ``out_dir/actor.pt`` for DDPG+HER
+(``GoalPolicy.from_checkpoint``), ``out_dir/qnet.pt`` for DQN (``GraspPolicy``).
 """
 from __future__ import annotations
 
@@ -40,19 +43,28 @@ from pick_place_rl.core.checkpoint import CheckpointError
 from pick_place_rl.core.config import field
 from pick_place_rl.nodes.params import declare_config, spin_node
 from pick_place_rl.sim.registry import UnknownEnvError
-from pick_place_rl.train.ddpg_her import apply_preset, DDPGHerConfig, DDPGHerTrainer, PRESETS
+from pick_place_rl.train.cli import ALGORITHMS, resolve_algorithm
+from pick_place_rl.train.ddpg_her import PRESETS
 
 PROGRESS_TOPIC = '/pick_place/train_progress'
 BAD_INPUT = (UnknownEnvError, CheckpointError, ValueError)
 STATES = ('starting', 'training', 'stopping', 'finished', 'failed')
 
 
+#: the file each algorithm exports for the policy nodes
+POLICY_FILES = {'ddpg-her': 'actor.pt'}
+
+
 @dataclass(frozen=True)
 class TrainerNodeConfig:
-    """Parameters of the node itself (the trainer's come from DDPGHerConfig)."""
+    """Parameters of the node itself (the trainer's come from its config dataclass)."""
 
-    preset: str = field('', 'named trainer preset applied first (' + ', '.join(sorted(PRESETS))
-                        + '); parameters set to non-default values override it; empty = none')
+    algorithm: str = field('ddpg-her', 'trainer, as in pick-place-rl train ALGO',
+                           choices=tuple(ALGORITHMS))
+    preset: str = field('', 'named trainer preset applied first (DDPG+HER: ' +
+                        ', '.join(sorted(PRESETS)) + '; "fast" = the defaults, the only one '
+                        'of the DQN trainers); parameters set to non-default values override '
+                        'it; empty = none')
     diagnostics_period: float = field(1.0, 'seconds between /diagnostics messages')
     save_timeout: float = field(600.0, 'seconds a save request waits for the training thread '
                                        'to reach a cycle boundary')
@@ -60,19 +72,24 @@ class TrainerNodeConfig:
                                            'stopped (exit code 1 when it failed)')
 
 
-def merge_preset(config: DDPGHerConfig, preset: str) -> DDPGHerConfig:
+def merge_preset(config, preset: str, algorithm: str = 'ddpg-her'):  # noqa: ANN001, ANN201
     """Preset values replace defaults; fields whose parameter differs from its default win."""
     if not preset:
         return config
-    base = apply_preset(DDPGHerConfig(), preset)
-    default = DDPGHerConfig()
-    explicit = {f.name: getattr(config, f.name) for f in fields(DDPGHerConfig)
+    module, config_cls, _ = resolve_algorithm(algorithm)
+    presets = getattr(module, 'PRESETS', {'fast': {}})
+    if preset not in presets:
+        raise ValueError(f'unknown preset {preset!r} for {algorithm}; choose from '
+                         f'{sorted(presets)}')
+    default = config_cls()
+    base = replace(default, **presets[preset])
+    explicit = {f.name: getattr(config, f.name) for f in fields(config_cls)
                 if getattr(config, f.name) != getattr(default, f.name)}
     return replace(base, **explicit)
 
 
 class TrainerNode(Node):
-    """Thin adapter: parameters -> DDPGHerTrainer in a thread; progress -> topics."""
+    """Thin adapter: parameters -> a trainer (DDPG+HER or DQN) in a thread; progress -> topics."""
 
     def __init__(self, **kwargs) -> None:
         # Set before Node.__init__: a failing parameter declaration below makes the context
@@ -80,13 +97,14 @@ class TrainerNode(Node):
         self._lock = threading.Lock()  # guards _status, _save_requests and _destroyed
         self._destroyed = False
         self._worker: threading.Thread | None = None
-        self._trainer: DDPGHerTrainer | None = None
+        self._trainer = None   # DDPGHerTrainer | DQNTrainer
         self._stop = threading.Event()
         self._done = threading.Event()
         super().__init__('trainer', **kwargs)
-        self.node_config = declare_config(self, TrainerNodeConfig)
-        self.config = merge_preset(declare_config(self, DDPGHerConfig),
-                                   self.node_config.preset)
+        self.node_config = nc = declare_config(self, TrainerNodeConfig)
+        _, config_cls, self._trainer_cls = resolve_algorithm(nc.algorithm)
+        self.config = merge_preset(declare_config(self, config_cls), nc.preset, nc.algorithm)
+        self.policy_file = Path(self.config.out_dir) / POLICY_FILES.get(nc.algorithm, 'qnet.pt')
         self.exit_code = 0
         self._status: dict = {'state': 'starting', 'env_id': self.config.env_id,
                               'out_dir': self.config.out_dir, 'epoch': 0, 'cycles': 0}
@@ -108,7 +126,7 @@ class TrainerNode(Node):
     # training thread -----------------------------------------------------------------------
     def _run(self) -> None:
         try:
-            trainer = DDPGHerTrainer(self.config)
+            trainer = self._trainer_cls(self.config)
             trainer.on_cycle = self._between_cycles
             trainer.on_epoch = self._after_epoch
             self._trainer = trainer  # before reading _stop: request_stop() reads in reverse
@@ -119,7 +137,7 @@ class TrainerNode(Node):
             self._serve_saves()
             final = metrics.get('final', {})
             self._set_state('finished', epoch=trainer.epoch, env_steps=trainer.env_steps,
-                            actor=str(Path(self.config.out_dir) / 'actor.pt'),
+                            actor=str(self.policy_file),
                             final_success_rate=final.get('success_rate'),
                             stopped=self._stop.is_set())
         except Exception as exc:  # reported on the graph; the node must not die silently
@@ -157,11 +175,10 @@ class TrainerNode(Node):
     def _save_now(self) -> Path:
         if self._trainer is None:
             raise RuntimeError('the trainer was never created')
-        actor = Path(self.config.out_dir) / 'actor.pt'
         self._trainer.out.mkdir(parents=True, exist_ok=True)
         self._trainer.save()
-        self._trainer.export_actor(actor)
-        return actor
+        self._trainer.export_actor(self.policy_file)
+        return self.policy_file
 
     def _fail_saves(self, error: str) -> None:
         with self._lock:
@@ -193,7 +210,8 @@ class TrainerNode(Node):
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status = [DiagnosticStatus(
-            level=level, name=f'{self.get_name()}: ddpg_her trainer', message=message,
+            level=level, name=f'{self.get_name()}: {self.node_config.algorithm} trainer',
+            message=message,
             hardware_id=self.config.env_id,
             values=[KeyValue(key=k, value=_text(v)) for k, v in sorted(status.items())])]
         self.diag_pub.publish(msg)

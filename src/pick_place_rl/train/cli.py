@@ -19,7 +19,8 @@ ALGORITHMS = {
 }
 
 
-def _resolve(algo: str):
+def resolve_algorithm(algo: str):  # noqa: ANN201 - (module, config class, trainer class)
+    """The module, config dataclass and trainer class of ``algo`` (imported on demand)."""
     import importlib
     module_name, config_name, trainer_name = ALGORITHMS[algo]
     module = importlib.import_module(module_name)
@@ -32,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     algo = next((a for a in sys.argv[2:] if a in ALGORITHMS), None)
     if algo is None:
         return
-    module, config_cls, _ = _resolve(algo)
+    module, config_cls, _ = resolve_algorithm(algo)
     presets = getattr(module, 'PRESETS', {})
     if presets:
         parser.add_argument('--preset', choices=sorted(presets), default=None,
@@ -42,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    module, config_cls, trainer_cls = _resolve(args.algo)
+    module, config_cls, trainer_cls = resolve_algorithm(args.algo)
     base = config_cls()
     if getattr(args, 'preset', None):
         base = module.apply_preset(base, args.preset)
