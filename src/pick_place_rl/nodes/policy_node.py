@@ -52,14 +52,20 @@ from pick_place_rl.robot.fetch_observation import (
     quat_to_matrix,
 )
 from pick_place_rl.robot.kinematics import ArmKinematics
-from pick_place_rl.robot.policy_runner import Phase, PickPlaceRunner, RobotSample, TRIGGERS
+from pick_place_rl.robot.policy_runner import (
+    Phase,
+    PickPlaceRunner,
+    PolicyInterfaceConfig,
+    RobotSample,
+    TRIGGERS,
+)
 from pick_place_rl.robot.safety import InputRejected, joints_by_name, stale_inputs, Workspace
 
 ACTOR_SPEC = {'obs_dim': OBS_DIM, 'goal_dim': GOAL_DIM, 'act_dim': 4}
 
 
 @dataclass(frozen=True)
-class PolicyNodeConfig:
+class PolicyNodeConfig(PolicyInterfaceConfig):
     """Parameters of the policy node (one ROS parameter per field; YAML in config/)."""
     weights: str = field('', 'actor checkpoint (trainer checkpoint.pt or exported actor.pt); '
                              'relative paths are taken from the package share folder')
@@ -97,22 +103,10 @@ class PolicyNodeConfig:
     success_threshold: float = field(0.05, 'object-goal distance counted as success, m')
     position_scale: float = field(0.05, 'gripper displacement per unit action, m (gym: 0.05)')
     finger_scale: float = field(1.0, 'finger target offset per unit action, m (gym: 1.0)')
-    velocity_limits: tuple[float, ...] = field((), 'arm joint velocity limits (rad/s); empty = '
-                                                   'the URDF limits')
-    velocity_scale: float = field(1.0, 'fraction of the velocity limits a command may use')
     ik_iterations: int = field(10, 'damped least-squares iterations per control step')
     ik_damping: float = field(0.05, 'damping of the least-squares IK')
     ik_rot_weight: float = field(0.3, 'weight of the orientation error in the IK, m per rad')
-    joint_states_topic: str = field('/joint_states', 'JointState input')
     object_pose_topic: str = field('/pick_place/object_pose', 'object PoseStamped input')
-    goal_topic: str = field('/pick_place/goal', 'place goal PoseStamped input')
-    estop_topic: str = field('/pick_place/estop', 'std_msgs/Bool e-stop input (latched)')
-    trajectory_topic: str = field('/arm_controller/joint_trajectory', 'JointTrajectory output')
-    gripper_topic: str = field('/gripper_controller/commands', 'Float64MultiArray output')
-    status_topic: str = field('/pick_place/status', 'std_msgs/String JSON status output')
-    markers_topic: str = field('/pick_place/markers', 'visualization MarkerArray output')
-    diagnostics_period: float = field(1.0, '/diagnostics period, s (node clock)')
-    torch_threads: int = field(1, 'torch intra-op threads for the actor')
 
 
 def resolve(path: str) -> Path:

@@ -14,14 +14,14 @@ from pick_place_rl.core.config import field
 from pick_place_rl.robot.cartesian_control import urdf_velocity_limits
 from pick_place_rl.robot.grasp_runner import GraspParams, GraspRunner
 from pick_place_rl.robot.kinematics import ArmKinematics
-from pick_place_rl.robot.policy_runner import TRIGGERS
+from pick_place_rl.robot.policy_runner import PolicyInterfaceConfig, TRIGGERS
 from pick_place_rl.robot.safety import Workspace
 
 KUKA_ARM = tuple(f'lbr_iiwa_joint_{i}' for i in range(1, 8))
 
 
 @dataclass(frozen=True)
-class GraspNodeConfig:
+class GraspNodeConfig(PolicyInterfaceConfig):
     """Parameters of the grasp policy node (one ROS parameter per field; config/kuka_policy)."""
     weights: str = field('models/dqn_pixel/qnet.pt', 'grasp net checkpoint (dqn_grasp_qmap); '
                          'relative paths are taken from the package share folder')
@@ -74,20 +74,8 @@ class GraspNodeConfig:
     max_input_age: float = field(0.5, 'joint states / camera frames older than this (s, node '
                                       'clock) pause the episode')
     max_steps: int = field(1500, 'control steps per episode before it fails')
-    velocity_limits: tuple[float, ...] = field((), 'arm joint velocity limits (rad/s); empty = '
-                                                   'the URDF limits')
-    velocity_scale: float = field(1.0, 'fraction of the velocity limits a command may use')
-    joint_states_topic: str = field('/joint_states', 'JointState input')
     camera_namespace: str = field('/camera', 'image_raw, depth/image_raw, camera_info and pose '
                                              '(PoseStamped of the optical frame) under it')
-    goal_topic: str = field('/pick_place/goal', 'place goal PoseStamped input')
-    estop_topic: str = field('/pick_place/estop', 'std_msgs/Bool e-stop input (latched)')
-    trajectory_topic: str = field('/arm_controller/joint_trajectory', 'JointTrajectory output')
-    gripper_topic: str = field('/gripper_controller/commands', 'Float64MultiArray output')
-    status_topic: str = field('/pick_place/status', 'std_msgs/String JSON status output')
-    markers_topic: str = field('/pick_place/markers', 'visualization MarkerArray output')
-    diagnostics_period: float = field(1.0, '/diagnostics period, s (node clock)')
-    torch_threads: int = field(1, 'torch intra-op threads for the grasp net')
 
 
 def build_grasp_runner(c: GraspNodeConfig, period: float, urdf: Path) -> GraspRunner:

@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from pick_place_rl.core.config import field as cfg_field
 from pick_place_rl.robot.cartesian_control import CartesianController
 from pick_place_rl.robot.fetch_observation import FetchObservationBuilder, ObjectState
 from pick_place_rl.robot.safety import (
@@ -41,6 +42,28 @@ class Phase(enum.StrEnum):
     HOLDING = 'holding'      # an episode is paused: inputs stale or a command failed a check
     DONE = 'done'            # the last episode ended (see ``result``)
     ESTOPPED = 'estopped'    # e-stop latched: nothing is commanded until reset
+
+
+@dataclass(frozen=True)
+class PolicyInterfaceConfig:
+    """Parameters every policy node shares (topics, rates of reporting, command limits).
+
+    The pick-and-place node (``nodes/policy_node.PolicyNodeConfig``) and the grasp node
+    (``robot/grasp_config.GraspNodeConfig``) extend it with their own.
+    """
+    velocity_limits: tuple[float, ...] = cfg_field((), 'arm joint velocity limits (rad/s); '
+                                                       'empty = the URDF limits')
+    velocity_scale: float = cfg_field(1.0, 'fraction of the velocity limits a command may use')
+    joint_states_topic: str = cfg_field('/joint_states', 'JointState input')
+    goal_topic: str = cfg_field('/pick_place/goal', 'place goal PoseStamped input')
+    estop_topic: str = cfg_field('/pick_place/estop', 'std_msgs/Bool e-stop input (latched)')
+    trajectory_topic: str = cfg_field('/arm_controller/joint_trajectory',
+                                      'JointTrajectory output')
+    gripper_topic: str = cfg_field('/gripper_controller/commands', 'Float64MultiArray output')
+    status_topic: str = cfg_field('/pick_place/status', 'std_msgs/String JSON status output')
+    markers_topic: str = cfg_field('/pick_place/markers', 'visualization MarkerArray output')
+    diagnostics_period: float = cfg_field(1.0, '/diagnostics period, s (node clock)')
+    torch_threads: int = cfg_field(1, 'torch intra-op threads for the network')
 
 
 @dataclass(frozen=True)
