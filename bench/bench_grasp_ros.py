@@ -13,7 +13,8 @@ reset to that seed) and is played three ways with the same grasp net:
 
 Reported per way: lifted (an object rose above 0.2 m, the env's success test) and, for the two
 joint-controlled ways, the node's own result (picked and released at the goal) and placed
-(ground truth: an object within ``PLACE_RADIUS`` (10 cm) of the goal in x-y at the end).
+(ground truth: an object that was lifted ended within ``PLACE_RADIUS``, 10 cm, of the goal
+in x-y).
 
 Run: ``python bench/bench_grasp_ros.py --episodes 50``.
 """
@@ -29,8 +30,8 @@ import time
 
 import numpy as np
 
+from pick_place_rl.sim.joint_grasp_loop import judge
 from pick_place_rl.sim.joint_grasp_loop import PLACE_GOAL as GOAL
-from pick_place_rl.sim.joint_grasp_loop import PLACE_RADIUS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,13 +95,13 @@ def through_ros(weights: Path, seeds: list[int], objects: int) -> dict:
             ep = pc.run_episodes(dc, client, [seed], episode_timeout=120.0, place_goal=GOAL,
                                  inputs=('/joint_states', '/camera/image_raw'))[0]
             dc.spin_for(0.3)
-            seen = dc.all_object_poses[mark:]
-            heights = [max(p.position.z for p in m.poses) for m in seen if m.poses]
-            last = seen[-1].poses if seen else []
-            xy = np.array([[p.position.x, p.position.y] for p in last]).reshape(-1, 2)
-            ep['lifted'] = bool(heights and max(heights) > 0.2)
-            ep['placed'] = bool(len(xy) and np.min(np.linalg.norm(xy - GOAL[:2], axis=1))
-                                < PLACE_RADIUS)
+            seen = [m.poses for m in dc.all_object_poses[mark:] if m.poses]
+            n = len(seen[-1]) if seen else 0
+            top = np.max([[p.position.z for p in poses] for poses in seen
+                          if len(poses) == n], axis=0) if n else np.zeros(0)
+            xy = np.array([[p.position.x, p.position.y] for p in seen[-1]]) if n else \
+                np.zeros((0, 2))
+            ep['lifted'], ep['placed'] = judge(top, xy, np.asarray(GOAL))
             episodes.append(ep)
             print(f'  ROS seed {seed}: {ep["result"]} lifted={ep["lifted"]} '
                   f'placed={ep["placed"]} ({ep["wall_s"]:.1f} s)', flush=True)

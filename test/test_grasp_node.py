@@ -26,6 +26,7 @@ from pick_place_rl.nodes.policy_msgs import seconds
 from pick_place_rl.robot.fetch_observation import quat_to_matrix
 from pick_place_rl.robot.grasp_config import build_grasp_runner, GraspNodeConfig
 from pick_place_rl.robot.grasp_runner import CameraFrame
+from pick_place_rl.sim.joint_grasp_loop import judge
 from pick_place_rl.sim.joint_grasp_loop import PLACE_GOAL as PLACE
 from pick_place_rl.sim.joint_grasp_loop import run_loop
 from pick_place_rl.sim.kuka_backend import KukaBackend
@@ -81,6 +82,15 @@ def test_reference_loop_picks_and_places() -> None:
     assert episode.result == 'success', episode
     assert episode.lifted and episode.placed, episode
     assert {'row', 'col', 'yaw', 'q', 'point'} <= set(episode.grasp)
+
+
+def test_placed_needs_the_lifted_object_at_the_goal() -> None:
+    goal = np.array(PLACE)
+    near, far = goal[:2] + 0.02, goal[:2] + 0.5
+    assert judge([0.3, -0.1], [near, far], goal) == (True, True)
+    # An object that merely lay near the goal does not count as placed.
+    assert judge([-0.1, 0.3], [near, far], goal) == (True, False)
+    assert judge([-0.1, -0.1], [near, far], goal) == (False, False)
 
 
 class BadCamera:

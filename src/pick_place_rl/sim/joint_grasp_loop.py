@@ -29,6 +29,15 @@ PLACE_RADIUS = 0.1
 PLACE_GOAL = (0.72, 0.22, -0.12)
 
 
+def judge(top: np.ndarray, final_xy: np.ndarray, goal: np.ndarray) -> tuple[bool, bool]:
+    """(lifted, placed) of an episode from ground truth: ``top`` the highest z each object
+    reached, ``final_xy`` where each ended. Placed = an object that was lifted ended within
+    :data:`PLACE_RADIUS` of the goal (one that merely lay near it does not count)."""
+    up = np.asarray(top) > LIFT_HEIGHT
+    near = np.linalg.norm(np.asarray(final_xy) - np.asarray(goal)[:2], axis=1) < PLACE_RADIUS
+    return bool(np.any(up)), bool(np.any(up & near))
+
+
 @dataclass(frozen=True)
 class GraspEpisode:
     """How one seeded episode of the loop ended."""
@@ -36,7 +45,7 @@ class GraspEpisode:
     result: str
     reason: str
     lifted: bool         # ground truth: an object rose above LIFT_HEIGHT
-    placed: bool         # ground truth: an object ended within PLACE_RADIUS of the goal
+    placed: bool         # ground truth: a lifted object ended within PLACE_RADIUS of the goal
     steps: int
     grasp: dict
 
@@ -59,7 +68,8 @@ def run_loop(net: object, config: GraspNodeConfig, urdf: str, seeds: Sequence[in
         for seed in seeds:
             core.reset(seed=int(seed))
             runner.start(goal, int(seed))
-            frame, next_cam, lifted = None, core.time, False
+            frame, next_cam = None, core.time
+            top = backend.object_poses()[:, 2].copy()   # each object's highest point
             while runner.active:
                 q = backend.joint_state()[0]
                 if core.time >= next_cam - 1e-9:
@@ -73,9 +83,8 @@ def run_loop(net: object, config: GraspNodeConfig, urdf: str, seeds: Sequence[in
                                                          (tuple(cmd.arm),), ()))
                     core.on_gripper(cmd.gripper)
                 core.step(core.ticks_per(period))
-                lifted = lifted or bool(np.max(backend.object_poses()[:, 2]) > LIFT_HEIGHT)
-            poses = backend.object_poses()
-            placed = bool(np.min(np.linalg.norm(poses[:, :2] - goal[:2], axis=1)) < PLACE_RADIUS)
+                top = np.maximum(top, backend.object_poses()[:, 2])
+            lifted, placed = judge(top, backend.object_poses()[:, :2], goal)
             st = runner.status
             out.append(GraspEpisode(int(seed), st.result, st.reason, lifted, placed, st.step,
                                     dict(st.grasp)))
