@@ -26,9 +26,8 @@ from pick_place_rl.nodes.policy_msgs import seconds
 from pick_place_rl.robot.fetch_observation import quat_to_matrix
 from pick_place_rl.robot.grasp_config import build_grasp_runner, GraspNodeConfig
 from pick_place_rl.robot.grasp_runner import CameraFrame
-from pick_place_rl.sim.joint_grasp_loop import judge
+from pick_place_rl.sim.joint_grasp_loop import judge, run_loop
 from pick_place_rl.sim.joint_grasp_loop import PLACE_GOAL as PLACE
-from pick_place_rl.sim.joint_grasp_loop import run_loop
 from pick_place_rl.sim.kuka_backend import KukaBackend
 from pick_place_rl.sim.kuka_grasp_env import PARK_ARM
 
