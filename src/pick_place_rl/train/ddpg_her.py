@@ -327,8 +327,10 @@ class DDPGHerTrainer:
         logger = TrainLogger(self.out, c.minutes * 60.0, tensorboard=c.tensorboard,
                              progress=c.progress, initial_s=self.elapsed_s)
         if self.epoch == 0 and self.buffer.n_episodes == 0:
+            start = time.perf_counter()
             while self.buffer.total_episodes < c.warmup_episodes:
                 self._collect(self._random)
+            self.elapsed_s += time.perf_counter() - start
         try:
             while (self.epoch < c.epochs and self.elapsed_s < c.minutes * 60.0
                    and not self.stop.is_set()):
@@ -350,7 +352,11 @@ class DDPGHerTrainer:
                        'wall_s': round(self.elapsed_s, 2), 'train_s': round(train_s, 2),
                        **result, **self.losses}
                 self.history.append(row)
+                # The wall clock is everything the run costs: the checkpoint and replay written
+                # each epoch count too (in the next epoch's wall_s; the budget check sees them).
+                saved = time.perf_counter()
                 self.save()
+                self.elapsed_s += time.perf_counter() - saved
                 logger.log(row)
                 if self.on_epoch is not None:
                     self.on_epoch(row)
