@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 import subprocess
 import sys
@@ -119,6 +120,26 @@ def run_sb3(algo: str, env_id: str, minutes: float, seed: int, n_eval: int,
             'wall_s': round(time.perf_counter() - start, 1)}
 
 
+def table_rows(results: dict) -> list[dict]:
+    rows = []
+    for name, r in results.items():
+        rows.append({'contender': name, 'env_steps': r['env_steps'],
+                     'steps_per_s': round(r['env_steps'] / max(r['wall_s'], 1e-9), 1),
+                     'time_to_0.5_s': time_to(r['history'], 0.5),
+                     'time_to_0.9_s': time_to(r['history'], 0.9),
+                     'success_at_budget': r['final'],
+                     'started': r.get('started'), 'loadavg_1m': r.get('loadavg_1m')})
+    return rows
+
+
+def write_results(path: Path, env_id: str, minutes: float, results: dict) -> None:
+    """Written after every contender, atomically, so a run cut short keeps what finished."""
+    payload = {'env': env_id, 'minutes': minutes, 'rows': table_rows(results), 'raw': results}
+    tmp = path.with_suffix('.json.tmp')
+    tmp.write_text(json.dumps(payload, indent=1))
+    tmp.replace(path)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--env', default='FetchPush-v4')
@@ -134,34 +155,46 @@ def main() -> int:
     parser.add_argument('--ours-preset', default=None,
                         help="preset for the 'ours' contender (e.g. reach for FetchReach-v4)")
     parser.add_argument('--out', default='runs/bench_ddpg_her')
+    parser.add_argument('--merge', action='store_true',
+                        help='keep the contenders of an earlier results.json with the same env '
+                             'and budget (each row keeps its own start time and load)')
     args = parser.parse_args()
     out = Path(args.out) / args.env
     out.mkdir(parents=True, exist_ok=True)
-    results = {}
+    results_path = out / 'results.json'
+    results: dict = {}
+    if args.merge and results_path.exists():
+        earlier = json.loads(results_path.read_text())
+        if earlier.get('minutes') != args.minutes:
+            parser.error(f"{results_path} has a {earlier.get('minutes')}-minute budget, "
+                         f'not {args.minutes}')
+        results = earlier['raw']
+    for name in args.contenders:
+        if name not in ('ours', 'baseline', 'sb3-ddpg', 'sb3-tqc'):
+            parser.error(f'unknown contender {name!r}')
     for name in args.contenders:
         print(f'== {name} on {args.env} for {args.minutes} min', flush=True)
+        started = time.strftime('%Y-%m-%d %H:%M', time.gmtime())
+        load = os.getloadavg()[0]
         if name in ('ours', 'baseline'):
-            results[name] = run_ours(args.env, args.minutes, out / name, args.seed,
-                                     'baseline' if name == 'baseline' else args.ours_preset,
-                                     args.eval_episodes, args.final_episodes)
+            result = run_ours(args.env, args.minutes, out / name, args.seed,
+                              'baseline' if name == 'baseline' else args.ours_preset,
+                              args.eval_episodes, args.final_episodes)
         else:
-            results[name] = run_sb3(name, args.env, args.minutes, args.seed,
-                                    args.eval_episodes, args.final_episodes, args.eval_every_s)
-    rows = []
-    for name, r in results.items():
-        rows.append({'contender': name, 'env_steps': r['env_steps'],
-                     'steps_per_s': round(r['env_steps'] / max(r['wall_s'], 1e-9), 1),
-                     'time_to_0.5_s': time_to(r['history'], 0.5),
-                     'time_to_0.9_s': time_to(r['history'], 0.9),
-                     'success_at_budget': r['final']})
-    (out / 'results.json').write_text(json.dumps({'env': args.env, 'minutes': args.minutes,
-                                                  'rows': rows, 'raw': results}, indent=1))
+            result = run_sb3(name, args.env, args.minutes, args.seed,
+                             args.eval_episodes, args.final_episodes, args.eval_every_s)
+        # The load before the contender starts: during a run its own env workers raise it.
+        result.update(started=started, loadavg_1m=round(load, 2))
+        results[name] = result
+        write_results(results_path, args.env, args.minutes, results)
     print(f'\n{args.env}, budget {args.minutes} min, final eval {args.final_episodes} episodes')
-    print('| contender | env steps | steps/s | time to 0.5 (s) | time to 0.9 (s) | success |')
-    print('|---|---|---|---|---|---|')
-    for r in rows:
+    print('| contender | env steps | steps/s | time to 0.5 (s) | time to 0.9 (s) | success '
+          '| started (UTC) | load before |')
+    print('|---|---|---|---|---|---|---|---|')
+    for r in table_rows(results):
         print(f"| {r['contender']} | {r['env_steps']} | {r['steps_per_s']} | "
-              f"{r['time_to_0.5_s']} | {r['time_to_0.9_s']} | {r['success_at_budget']:.2f} |")
+              f"{r['time_to_0.5_s']} | {r['time_to_0.9_s']} | {r['success_at_budget']:.2f} | "
+              f"{r['started']} | {r['loadavg_1m']} |")
     return 0
 
 
