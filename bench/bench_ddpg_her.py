@@ -134,10 +134,10 @@ def table_rows(results: dict) -> list[dict]:
 
 def write_results(path: Path, env_id: str, minutes: float, results: dict) -> None:
     """Written after every contender, atomically, so a run cut short keeps what finished."""
-    payload = {'env': env_id, 'minutes': minutes, 'rows': table_rows(results), 'raw': results}
-    tmp = path.with_suffix('.json.tmp')
-    tmp.write_text(json.dumps(payload, indent=1))
-    tmp.replace(path)
+    from pick_place_rl.core.checkpoint import atomic_write_json
+
+    atomic_write_json(path, {'env': env_id, 'minutes': minutes, 'rows': table_rows(results),
+                             'raw': results})
 
 
 def main() -> int:
@@ -146,6 +146,7 @@ def main() -> int:
     parser.add_argument('--minutes', type=float, default=20.0)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--contenders', nargs='+',
+                        choices=['ours', 'baseline', 'sb3-ddpg', 'sb3-tqc'],
                         default=['ours', 'baseline', 'sb3-ddpg', 'sb3-tqc'])
     parser.add_argument('--eval-episodes', type=int, default=32,
                         help='episodes per intermediate evaluation')
@@ -169,9 +170,6 @@ def main() -> int:
             parser.error(f"{results_path} has a {earlier.get('minutes')}-minute budget, "
                          f'not {args.minutes}')
         results = earlier['raw']
-    for name in args.contenders:
-        if name not in ('ours', 'baseline', 'sb3-ddpg', 'sb3-tqc'):
-            parser.error(f'unknown contender {name!r}')
     for name in args.contenders:
         print(f'== {name} on {args.env} for {args.minutes} min', flush=True)
         started = time.strftime('%Y-%m-%d %H:%M', time.gmtime())
