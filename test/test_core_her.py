@@ -85,3 +85,32 @@ def test_buffer_rejects_wrong_shapes(tmp_path):
 def test_sampler_needs_reward_fn_to_relabel():
     with pytest.raises(ValueError):
         HerSampler(None, replay_k=4)
+
+
+def test_n_step_returns_sum_discounted_relabelled_rewards_and_stop_at_horizon():
+    horizon, gamma, n = 10, 0.9, 3
+    buf = EpisodeReplayBuffer(20 * horizon, horizon, 3, 3, 2)
+    buf.store(make_episodes(20, horizon))
+    sampler = HerSampler(sparse_reward, replay_k=4, n_step=n, gamma=gamma)
+    batch = sampler.sample(buf.data, buf.n_episodes, 5000, np.random.default_rng(2))
+    t, t_next = batch.obs[:, 1], batch.next_obs[:, 1]
+    steps = np.minimum(n, horizon - t)
+    np.testing.assert_array_equal(t_next, t + steps)  # bootstrap n steps later, or at T
+    np.testing.assert_allclose(batch.discount, gamma ** steps, rtol=1e-6)
+    # the achieved goal encodes the step, so the reward of step t+i is 0 iff goal step == t+i+1
+    goal_t = np.where(batch.goal[:, 0] == 100.0, -1, batch.goal[:, 1])
+    expected = np.zeros(len(t))
+    for i in range(n):
+        hit = goal_t == t + i + 1
+        expected += np.where(i < steps, gamma ** i * np.where(hit, 0.0, -1.0), 0.0)
+    np.testing.assert_allclose(batch.reward, expected, rtol=1e-6)
+    assert (goal_t == t + 1).any() and (steps < n).any()  # both branches were exercised
+
+
+def test_one_step_sampler_keeps_the_recipe_discount():
+    buf = EpisodeReplayBuffer(100, 5, 3, 3, 2)
+    buf.store(make_episodes(4, 5))
+    assert HerSampler(sparse_reward, 4).sample(buf.data, 4, 8,
+                                               np.random.default_rng(0)).discount is None
+    with pytest.raises(ValueError, match='n_step'):
+        HerSampler(sparse_reward, 4, n_step=0)

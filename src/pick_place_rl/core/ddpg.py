@@ -91,7 +91,8 @@ class DDPGAgent:
         reward = torch.from_numpy(batch.reward)
         with torch.no_grad():
             q_next = self.critic_target(x_next, self.actor_target(x_next))
-            target = reward + p.gamma * q_next
+            discount = p.gamma if batch.discount is None else torch.from_numpy(batch.discount)
+            target = reward + discount * q_next
             if p.clip_target_q:
                 target = target.clamp(-1.0 / (1.0 - p.gamma), 0.0)
         critic_loss = F.mse_loss(self.critic(x, action), target)

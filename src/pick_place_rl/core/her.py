@@ -17,6 +17,8 @@ class GoalBatch(NamedTuple):
     action: np.ndarray
     reward: np.ndarray
     next_obs: np.ndarray
+    #: Per-sample discount on the bootstrap value (``gamma ** steps``); ``None``: one step.
+    discount: np.ndarray | None = None
 
 
 class HerSampler:
@@ -28,13 +30,24 @@ class HerSampler:
     which is what gives HER its signal. ``reward_fn`` is a pure ``compute_reward(achieved,
     desired, info)``, so sampling needs no live environment. With ``reward_fn=None`` and
     ``replay_k=0`` it is a plain uniform sampler over stored rewards (DDPG without HER).
+
+    ``n_step > 1`` gives n-step returns (as in multi-step HER, Yang et al. 2021): the rewards of
+    steps ``t .. t+n-1`` under the (relabelled) goal, discounted, then ``gamma ** n`` times the
+    value at ``t + n``; near the horizon the sum stops at ``T``. The returns are off-policy
+    (the stored actions were exploratory), a bias traded for a faster spread of the sparse
+    reward along the episode.
     """
 
-    def __init__(self, reward_fn: RewardFn | None, replay_k: int = 4) -> None:
+    def __init__(self, reward_fn: RewardFn | None, replay_k: int = 4, n_step: int = 1,
+                 gamma: float = 0.98) -> None:
         if reward_fn is None and replay_k > 0:
             raise ValueError('relabelling goals (replay_k > 0) needs a reward_fn')
+        if n_step < 1:
+            raise ValueError(f'n_step={n_step} (must be >= 1)')
         self.reward_fn = reward_fn
         self.future_p = 1.0 - 1.0 / (1.0 + replay_k)
+        self.n_step = n_step
+        self.gamma = gamma
 
     def sample_indices(self, n_episodes: int, horizon: int, batch_size: int,
                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray,
@@ -52,9 +65,27 @@ class HerSampler:
         ep, t, relabel, future_t = self.sample_indices(n_episodes, horizon, batch_size, rng)
         goal = data['g'][ep, t].copy()
         goal[relabel] = data['ag'][ep[relabel], future_t[relabel]]
+        if self.n_step > 1:
+            return self._n_step_batch(data, ep, t, goal, horizon)
         if self.reward_fn is None:  # no relabelling: the stored env rewards stay valid
             reward = data['rewards'][ep, t]
         else:
             reward = np.asarray(self.reward_fn(data['ag'][ep, t + 1], goal, None), np.float32)
         return GoalBatch(obs=data['obs'][ep, t], goal=goal, action=data['actions'][ep, t],
                          reward=reward, next_obs=data['obs'][ep, t + 1])
+
+    def _n_step_batch(self, data: dict[str, np.ndarray], ep: np.ndarray, t: np.ndarray,
+                      goal: np.ndarray, horizon: int) -> GoalBatch:
+        steps = np.minimum(self.n_step, horizon - t)
+        reward = np.zeros(len(t), np.float32)
+        for i in range(self.n_step):
+            live = i < steps
+            ti = np.minimum(t + i, horizon - 1)
+            if self.reward_fn is None:
+                r = data['rewards'][ep, ti]
+            else:
+                r = np.asarray(self.reward_fn(data['ag'][ep, ti + 1], goal, None), np.float32)
+            reward += np.where(live, self.gamma ** i * r, 0.0).astype(np.float32)
+        return GoalBatch(obs=data['obs'][ep, t], goal=goal, action=data['actions'][ep, t],
+                         reward=reward, next_obs=data['obs'][ep, t + steps],
+                         discount=(self.gamma ** steps).astype(np.float32))

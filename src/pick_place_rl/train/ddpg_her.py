@@ -62,6 +62,8 @@ class DDPGHerConfig:
     lr_actor: float = field(1e-3, 'actor Adam learning rate')
     lr_critic: float = field(1e-3, 'critic Adam learning rate')
     gamma: float = field(0.98, 'discount')
+    n_step: int = field(1, 'n-step returns (1 = the HER recipe); rewards of n steps under the '
+                           '(relabelled) goal, then the bootstrapped value')
     tau: float = field(0.05, 'soft target update weight on the online networks')
     target_update_every: int = field(0, 'soft target update every N gradient steps; 0 = once '
                                         'per cycle (the HER recipe)')
@@ -81,7 +83,7 @@ class DDPGHerConfig:
     def __post_init__(self) -> None:
         """Refuse values that would only fail later, deep inside gymnasium or torch."""
         positive = ('n_envs', 'n_cycles', 'batch_size', 'buffer_size', 'hidden', 'layers',
-                    'n_eval_episodes', 'final_eval_episodes', 'torch_threads', 'epochs')
+                    'n_step', 'n_eval_episodes', 'final_eval_episodes', 'torch_threads', 'epochs')
         bad = [f'{name}={getattr(self, name)} (must be >= 1)' for name in positive
                if getattr(self, name) < 1]
         checks = {'minutes': self.minutes > 0, 'gamma': 0 < self.gamma < 1,
@@ -212,9 +214,10 @@ class DDPGHerTrainer:
                                           self.agent.goal_dim, self.agent.act_dim,
                                           store_rewards=not config.her)
         if config.her:
-            self.sampler = HerSampler(sparse_reward, config.replay_k)
+            self.sampler = HerSampler(sparse_reward, config.replay_k, config.n_step,
+                                      config.gamma)
         else:
-            self.sampler = HerSampler(None, 0)
+            self.sampler = HerSampler(None, 0, config.n_step, config.gamma)
         self.epoch = 0
         self.env_steps = 0
         self.elapsed_s = 0.0
