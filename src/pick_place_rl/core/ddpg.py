@@ -100,10 +100,17 @@ class DDPGAgent:
         critic_loss.backward()
         self.critic_optim.step()
 
+        # The actor's loss needs gradients through the critic, not of its weights: freezing
+        # them skips a third of that backward pass (the critic's next step zeroes them anyway).
         pi = self.actor(x)
-        actor_loss = -self.critic(x, pi).mean() + p.action_l2 * (pi / p.max_action).pow(2).mean()
-        self.actor_optim.zero_grad(set_to_none=True)
-        actor_loss.backward()
+        self.critic.requires_grad_(False)
+        try:
+            actor_loss = (-self.critic(x, pi).mean()
+                          + p.action_l2 * (pi / p.max_action).pow(2).mean())
+            self.actor_optim.zero_grad(set_to_none=True)
+            actor_loss.backward()
+        finally:
+            self.critic.requires_grad_(True)
         self.actor_optim.step()
         self.n_updates += 1
         return {'critic_loss': critic_loss.item(), 'actor_loss': actor_loss.item(),
