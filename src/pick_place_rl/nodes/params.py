@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.exceptions import ParameterException, ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -94,6 +95,11 @@ def spin_node(factory: Callable[[], Node], args: list[str] | None = None,
             executor.spin()
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
+    except RCLError:
+        # SIGINT shuts the context down while an executor thread is inside rcl_wait: that wait
+        # then fails (rcl wait.c); after a shutdown it is the normal end, not an error.
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             node.destroy_node()
