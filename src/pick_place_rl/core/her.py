@@ -67,12 +67,15 @@ class HerSampler:
         goal[relabel] = data['ag'][ep[relabel], future_t[relabel]]
         if self.n_step > 1:
             return self._n_step_batch(data, ep, t, goal, horizon)
-        if self.reward_fn is None:  # no relabelling: the stored env rewards stay valid
-            reward = data['rewards'][ep, t]
-        else:
-            reward = np.asarray(self.reward_fn(data['ag'][ep, t + 1], goal, None), np.float32)
         return GoalBatch(obs=data['obs'][ep, t], goal=goal, action=data['actions'][ep, t],
-                         reward=reward, next_obs=data['obs'][ep, t + 1])
+                         reward=self._reward(data, ep, t, goal), next_obs=data['obs'][ep, t + 1])
+
+    def _reward(self, data: dict[str, np.ndarray], ep: np.ndarray, t: np.ndarray,
+                goal: np.ndarray) -> np.ndarray:
+        """Reward of the action at step ``t`` for ``goal``."""
+        if self.reward_fn is None:  # no relabelling: the stored env rewards stay valid
+            return data['rewards'][ep, t]
+        return np.asarray(self.reward_fn(data['ag'][ep, t + 1], goal, None), np.float32)
 
     def _n_step_batch(self, data: dict[str, np.ndarray], ep: np.ndarray, t: np.ndarray,
                       goal: np.ndarray, horizon: int) -> GoalBatch:
@@ -80,11 +83,7 @@ class HerSampler:
         reward = np.zeros(len(t), np.float32)
         for i in range(self.n_step):
             live = i < steps
-            ti = np.minimum(t + i, horizon - 1)
-            if self.reward_fn is None:
-                r = data['rewards'][ep, ti]
-            else:
-                r = np.asarray(self.reward_fn(data['ag'][ep, ti + 1], goal, None), np.float32)
+            r = self._reward(data, ep, np.minimum(t + i, horizon - 1), goal)
             reward += np.where(live, self.gamma ** i * r, 0.0).astype(np.float32)
         return GoalBatch(obs=data['obs'][ep, t], goal=goal, action=data['actions'][ep, t],
                          reward=reward, next_obs=data['obs'][ep, t + steps],

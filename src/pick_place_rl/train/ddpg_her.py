@@ -213,11 +213,9 @@ class DDPGHerTrainer:
         self.buffer = EpisodeReplayBuffer(config.buffer_size, self.horizon, self.agent.obs_dim,
                                           self.agent.goal_dim, self.agent.act_dim,
                                           store_rewards=not config.her)
-        if config.her:
-            self.sampler = HerSampler(sparse_reward, config.replay_k, config.n_step,
-                                      config.gamma)
-        else:
-            self.sampler = HerSampler(None, 0, config.n_step, config.gamma)
+        self.sampler = HerSampler(sparse_reward if config.her else None,
+                                  config.replay_k if config.her else 0, config.n_step,
+                                  config.gamma)
         self.epoch = 0
         self.env_steps = 0
         self.elapsed_s = 0.0
