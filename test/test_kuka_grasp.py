@@ -152,6 +152,27 @@ def test_pixel_env_grasp_on_object_lifts_it_and_empty_tray_does_not():
         env.close()
 
 
+def test_pixel_env_object_pushed_out_of_view_leaves_the_episode():
+    """An object the camera cannot see cannot be grasped: it leaves the episode, which ends."""
+    env = KukaPixelGraspEnv(n_objects=2, split='test')
+    try:
+        env.reset(seed=3)
+        assert len(env.in_view()) == 2
+        s = env.scene
+        pose = s.object_poses()[0]
+        centre_y = (s.config.workspace_low[1] + s.config.workspace_high[1]) / 2
+        outside = [pose[0], centre_y + env.config.half_extent + 0.05, pose[2]]
+        s.p.resetBasePositionAndOrientation(s.objects[0], outside, list(pose[3:]))
+        assert len(s.in_tray()) == 2 and env.in_view() == [1]
+        _, reward, term, _, info = env.step(0)  # a corner of the image: a miss
+        assert reward == 0.0 and info['n_left'] == 1 and not term
+        s.p.resetBasePositionAndOrientation(s.objects[0], outside, list(pose[3:]))
+        _, reward, term, _, info = env.step(0)
+        assert term and info['n_left'] == 0
+    finally:
+        env.close()
+
+
 def test_invalid_action_is_a_clear_error():
     env = KukaPixelGraspEnv(n_objects=1)
     try:

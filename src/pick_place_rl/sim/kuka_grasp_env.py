@@ -10,8 +10,8 @@ Two formulations of the same problem, picking objects out of a tray:
 * :class:`KukaPixelGraspEnv` -- top-down grasping with a pixel-wise action space: the
   observation is an overhead RGB + height image of the workspace, an action is one pixel and a
   yaw bin, executed as a grasp primitive (IK to above the pixel's surface point, descend, close,
-  lift). Reward 1 per lifted object, which is then removed; the episode ends when the tray is
-  empty or after ``max_attempts`` attempts.
+  lift). Reward 1 per lifted object, which is then removed; the episode ends when no object is
+  left in the camera's view or after ``max_attempts`` attempts.
 
 Both take ``split`` ('train' or 'test', the classic 90/10 split of pybullet_data's 1000 objects)
 and draw everything random from the env's seeded ``np_random``: the same seed gives the same
@@ -245,9 +245,37 @@ class KukaPixelGraspEnv(_KukaEnvBase):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        ids = self.scene.load_objects(self.config.n_objects, self.config.split, self._rng())
+        ids: list[int] = []
+        # An object can bounce out of view while the scene settles; a scene with none in view
+        # would be an episode without a graspable object, so it is dropped again.
+        for _ in range(10):
+            ids = self.scene.load_objects(self.config.n_objects, self.config.split, self._rng())
+            self._drop_unreachable()
+            if self.scene.objects:
+                break
         self.attempts = 0
         return self._obs(), {'objects': ids}
+
+    def in_view(self) -> list[int]:
+        """Objects resting in the tray inside the square the overhead camera sees."""
+        s = self.scene
+        centre = (np.array(s.config.workspace_low) + np.array(s.config.workspace_high)) / 2
+        poses = s.object_poses()
+        half = self.config.half_extent
+        return [k for k in s.in_tray() if np.all(np.abs(poses[k, :2] - centre) <= half)]
+
+    def _drop_unreachable(self) -> None:
+        """Remove objects knocked out of the tray or out of the camera's view.
+
+        The tray is larger than the square the camera sees. An object pushed out of that
+        square cannot be seen or chosen by any grasp, so every later attempt in the episode
+        would fail whatever the net does. Pixel-wise grasping benchmarks reset when the
+        workspace is empty for the same reason. Out of view counts as out of reach here.
+        """
+        s = self.scene
+        keep = set(self.in_view())
+        for k in sorted(set(range(len(s.objects))) - keep, reverse=True):
+            s.remove_object(k)
 
     def grasp_point(self, row: int, col: int) -> np.ndarray:
         """World point the fingertips are sent to for a grasp at pixel (row, col)."""
@@ -275,10 +303,7 @@ class KukaPixelGraspEnv(_KukaEnvBase):
         reward = 1.0 if lifted else 0.0
         for k in sorted(lifted, reverse=True):
             s.remove_object(k)
-        # Objects knocked out of the tray are gone too.
-        keep = set(s.in_tray())
-        for k in sorted(set(range(len(s.objects))) - keep, reverse=True):
-            s.remove_object(k)
+        self._drop_unreachable()
         self.attempts += 1
         terminated = len(s.objects) == 0
         truncated = not terminated and self.attempts >= c.max_attempts
