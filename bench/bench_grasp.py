@@ -148,7 +148,8 @@ def main() -> None:
               'host': {'cpus': os.cpu_count(), 'machine': platform.machine(),
                        'torch_threads': args.threads}}
     obs, _ = env.reset(seed=args.seed)
-    result['latency'] = latency(policy, obs, args.latency_samples)
+    if args.latency_samples > 0:
+        result['latency'] = latency(policy, obs, args.latency_samples)
     result['net'] = play(env, policy.act, args.episodes, args.seed)
     if not args.skip_random:
         n = env.action_space.n
