@@ -259,7 +259,7 @@ class KukaPixelGraspEnv(_KukaEnvBase):
     def in_view(self) -> list[int]:
         """Objects resting in the tray inside the square the overhead camera sees."""
         s = self.scene
-        centre = (np.array(s.config.workspace_low) + np.array(s.config.workspace_high)) / 2
+        centre = np.array(self.camera.target[:2])  # the camera looks straight down at it
         poses = s.object_poses()
         half = self.config.half_extent
         return [k for k in s.in_tray() if np.all(np.abs(poses[k, :2] - centre) <= half)]
