@@ -59,10 +59,11 @@ class DiverseGraspConfig:
     grasp_height: float = 0.07
     substeps: int = 40
     close_steps: int = 80
-    lift_steps: int = 150
+    lift_steps: int = 400
     lift_to: float = 0.55
-    #: joint speed limit of the lift (rad/s)
-    lift_max_velocity: float = 3.0
+    #: joint speed limit of the lift (rad/s), slow as in the pixel task: random policy on 200
+    #: held-out episodes lifts 0.335 at 0.5 rad/s against 0.265 at 3.0 (150 steps)
+    lift_max_velocity: float = 0.5
 
 
 @dataclass(frozen=True)
