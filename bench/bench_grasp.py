@@ -7,7 +7,9 @@ object split) are played by:
 * ``random``  uniformly random actions;
 * ``random on objects`` (pixel task only) a random grasp on a pixel whose height says an object
   is there -- the floor a learned net must beat to show it learned *where* to grasp, not just
-  *that* objects are not the tray.
+  *that* objects are not the tray;
+* ``scripted (true object positions)`` (classic task, ``--scripted``) moves to the nearest
+  object using the simulator's ground truth: a ceiling of what the MDP allows.
 
 Success: per episode for the classic task (one grasp attempt each), per grasp attempt for the
 pixel task. Also the grasp-net inference latency at the serving resolution (one image, batch 1,
@@ -31,7 +33,11 @@ import torch
 
 from pick_place_rl.core.dqn_nets import KIND_CONV, KIND_QMAP
 from pick_place_rl.core.grasp_policy import GraspPolicy
-from pick_place_rl.sim.kuka_grasp_env import KukaDiverseGraspEnv, KukaPixelGraspEnv
+from pick_place_rl.sim.kuka_grasp_env import (
+    DIVERSE_ACTIONS,
+    KukaDiverseGraspEnv,
+    KukaPixelGraspEnv,
+)
 
 TASKS = {'classic': (KukaDiverseGraspEnv, KIND_CONV), 'pixel': (KukaPixelGraspEnv, KIND_QMAP)}
 
@@ -61,6 +67,24 @@ def play(env, policy, episodes: int, first_seed: int) -> dict[str, float]:
                                                      round(centre + half, 4)],
             'attempts': attempts, 'episodes': episodes,
             'wall_s': round(time.perf_counter() - start, 1)}
+
+
+def nearest_object_policy(env: KukaDiverseGraspEnv):
+    """A scripted ceiling for the classic task: it reads the true object positions (which the
+    learner never sees) and takes the move that brings the gripper closest to the nearest
+    object still in the tray, yaw kept at 0. What the MDP allows at its 6 cm step, not a
+    bound on what a learned policy can do."""
+    step = env.config.xy_step
+
+    def act(_obs: np.ndarray) -> int:
+        poses = env.scene.object_poses()[:, :2]
+        inside = env.scene.in_tray()
+        objects = poses[inside] if inside else poses
+        here = env.target[:2]
+        goal = objects[int(np.argmin(np.linalg.norm(objects - here, axis=1)))]
+        moves = step * np.array([(dx, dy) for dx, dy, _ in DIVERSE_ACTIONS], dtype=float)
+        return int(np.argmin(np.linalg.norm(here + moves - goal, axis=1)))
+    return act
 
 
 def latency(policy: GraspPolicy, obs: np.ndarray, samples: int) -> dict[str, float]:
@@ -125,6 +149,9 @@ def main() -> None:
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--latency-samples', type=int, default=1000)
     ap.add_argument('--skip-random', action='store_true', help='only the net')
+    ap.add_argument('--scripted', action='store_true',
+                    help='classic task: also the scripted policy that sees the true object '
+                         'positions (a ceiling of the MDP)')
     ap.add_argument('--out', default=None, help='write the result JSON here too')
     ap.add_argument('--profile', type=int, default=0, metavar='N',
                     help='profile N env steps and DQN updates instead (no --weights needed)')
@@ -164,6 +191,9 @@ def main() -> None:
                 return int(rng.integers(env.config.n_yaw)) * s2 + int(rng.choice(occupied))
 
             result['random on objects'] = play(env, on_objects, args.episodes, args.seed)
+    if args.scripted and args.task == 'classic':
+        result['scripted (true object positions)'] = play(env, nearest_object_policy(env),
+                                                           args.episodes, args.seed)
     env.close()
     text = json.dumps(result, indent=2)
     print(text)
