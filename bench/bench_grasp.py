@@ -74,7 +74,7 @@ def nearest_object_policy(env: KukaDiverseGraspEnv):
     learner never sees) and takes the move that brings the gripper closest to the nearest
     object still in the tray, yaw kept at 0. What the MDP allows at its 6 cm step, not a
     bound on what a learned policy can do."""
-    step = env.config.xy_step
+    moves = env.config.xy_step * np.array([(dx, dy) for dx, dy, _ in DIVERSE_ACTIONS], float)
 
     def act(_obs: np.ndarray) -> int:
         poses = env.scene.object_poses()[:, :2]
@@ -82,7 +82,6 @@ def nearest_object_policy(env: KukaDiverseGraspEnv):
         objects = poses[inside] if inside else poses
         here = env.target[:2]
         goal = objects[int(np.argmin(np.linalg.norm(objects - here, axis=1)))]
-        moves = step * np.array([(dx, dy) for dx, dy, _ in DIVERSE_ACTIONS], dtype=float)
         return int(np.argmin(np.linalg.norm(here + moves - goal, axis=1)))
     return act
 
