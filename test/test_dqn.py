@@ -9,6 +9,7 @@ from pick_place_rl.core.dqn import (
     DQNBatch,
     DQNParams,
     LinearSchedule,
+    random_shift_batch,
     td_targets,
     TransitionReplay,
 )
@@ -73,6 +74,28 @@ def test_soft_target_update_weights_the_online_net_by_tau():
     agent.update_target()
     for b, t, o in zip(before, agent.target.parameters(), online.parameters()):
         assert torch.allclose(t, 0.75 * b + 0.25 * o)
+
+
+
+def test_random_shift_moves_both_frames_by_one_offset_with_edges_replicated():
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (16, 12, 12, 3), dtype=np.uint8)
+    obs, next_obs = torch.from_numpy(frames), torch.from_numpy(255 - frames)
+    batch = DQNBatch(obs, torch.arange(16), torch.zeros(16), next_obs, torch.zeros(16))
+    out = random_shift_batch(batch, 2, np.random.default_rng(1))
+    assert out.obs.shape == obs.shape and out.obs.dtype == torch.uint8
+    assert torch.equal(out.actions, batch.actions)
+    # next_obs was 255 - obs: under one shared offset it still is.
+    assert torch.equal(out.next_obs, 255 - out.obs)
+    moved = 0
+    for i in range(16):
+        padded = np.pad(frames[i], ((2, 2), (2, 2), (0, 0)), mode='edge')
+        hits = [(r, c) for r in range(5) for c in range(5)
+                if np.array_equal(padded[r:r + 12, c:c + 12], out.obs[i].numpy())]
+        assert hits, f'frame {i} is not a shifted crop of its padded original'
+        moved += hits[0] != (2, 2)
+    assert moved >= 12  # 24 of 25 offsets move the frame
+    assert random_shift_batch(batch, 0, rng) is batch
 
 
 def test_epsilon_schedule():

@@ -178,6 +178,33 @@ class DQNAgent:
         self.updates = int(state['updates'])
 
 
+def random_shift_batch(batch: DQNBatch, pad: int, rng: np.random.Generator) -> DQNBatch:
+    """Each transition's frames moved by the same random offset of up to ``pad`` pixels.
+
+    The classic task's conv net overfits its few thousand episodes (it tells its training
+    frames apart, not held-out ones). Shifting a frame by a few pixels, edges replicated,
+    keeps what decides a grasp (where the gripper is against the objects) and changes where
+    the whole scene sits, the random-shift augmentation of DrQ (Kostrikov et al., 2020).
+    ``obs`` and ``next_obs`` share the offset so the transition stays one scene. Frames are
+    ``(B, H, W, C)``.
+    """
+    if pad < 1:
+        return batch
+    obs, next_obs = batch.obs.numpy(), batch.next_obs.numpy()
+    b, h, w = obs.shape[:3]
+    offsets = rng.integers(0, 2 * pad + 1, (b, 2))
+    rows = (offsets[:, :1] + np.arange(h))[:, :, None]
+    cols = (offsets[:, 1:] + np.arange(w))[:, None, :]
+    which = np.arange(b)[:, None, None]
+    widths = ((0, 0), (pad, pad), (pad, pad)) + ((0, 0),) * (obs.ndim - 3)
+
+    def shift(x: np.ndarray) -> torch.Tensor:
+        padded = np.pad(x, widths, mode='edge')
+        return torch.from_numpy(np.ascontiguousarray(padded[which, rows, cols]))
+
+    return DQNBatch(shift(obs), batch.actions, batch.rewards, shift(next_obs), batch.dones)
+
+
 def augment_qmap_batch(batch: DQNBatch, n_yaw: int, rng: np.random.Generator) -> DQNBatch:
     """Each transition under a random symmetry of the square image (the 8 of the dihedral group).
 

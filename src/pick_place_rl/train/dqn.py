@@ -34,6 +34,7 @@ from pick_place_rl.core.dqn import (
     DQNAgent,
     DQNParams,
     LinearSchedule,
+    random_shift_batch,
     TransitionReplay,
 )
 from pick_place_rl.core.dqn_nets import build_net, KIND_CONV, KIND_MLP, KIND_QMAP
@@ -91,7 +92,9 @@ class DQNConfig:
     eval_seed: int = field(1_000_000, 'first seed of the evaluation episodes (fixed per epoch)')
     torch_threads: int = field(1, 'torch intra-op threads')
     augment: bool = field(False, 'pixel-wise task: train on each sampled grasp under a random '
-                                 'mirror/transpose of the image (yaw mapped to match)')
+                                 'mirror/transpose of the image (yaw mapped to match); classic '
+                                 'task: on frames shifted by up to shift_pad pixels')
+    shift_pad: int = field(4, 'classic task with augment: largest random shift in pixels')
     tensorboard: bool = field(True, 'write TensorBoard scalars to out_dir/tb')
     progress: bool = field(True, 'show a progress bar')
 
@@ -291,6 +294,8 @@ class DQNTrainer:
                 batch = self.replay.sample(c.batch_size, self.rng)
                 if c.augment and self.kind == KIND_QMAP:
                     batch = augment_qmap_batch(batch, self.spec['n_yaw'], self.rng)
+                elif c.augment and self.kind == KIND_CONV:
+                    batch = random_shift_batch(batch, c.shift_pad, self.rng)
                 losses = self.agent.update(batch)
                 if self.agent.updates % c.target_update_every == 0:
                     self.agent.update_target()
