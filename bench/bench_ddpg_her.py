@@ -5,6 +5,11 @@ Usage (each contender runs in turn, in its own process, for ``--minutes``)::
     python bench/bench_ddpg_her.py --env FetchPush-v4 --minutes 20 \
         --contenders ours baseline sb3-ddpg sb3-tqc
 
+Long budgets can be split across sessions and cores: ``--results`` on a committed path with
+``--merge`` adds this run's rows to the earlier ones, and ``--cpus`` pins a run to some cores,
+so two single-worker contenders can run side by side, one core each (each row records its
+cores, its start time and the load before it).
+
 Contenders:
   ours      pick_place_rl DDPG+HER, default (fast) recipe, or ``--ours-preset``
   baseline  pick_place_rl DDPG+HER, ``--preset baseline`` (classic single-worker HER recipe)
@@ -19,6 +24,7 @@ episodes), and writes it as JSON next to the run folders.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 from pathlib import Path
@@ -128,7 +134,8 @@ def table_rows(results: dict) -> list[dict]:
                      'time_to_0.5_s': time_to(r['history'], 0.5),
                      'time_to_0.9_s': time_to(r['history'], 0.9),
                      'success_at_budget': r['final'],
-                     'started': r.get('started'), 'loadavg_1m': r.get('loadavg_1m')})
+                     'started': r.get('started'), 'loadavg_1m': r.get('loadavg_1m'),
+                     'cpus': r.get('cpus')})
     return rows
 
 
@@ -156,20 +163,38 @@ def main() -> int:
     parser.add_argument('--ours-preset', default=None,
                         help="preset for the 'ours' contender (e.g. reach for FetchReach-v4)")
     parser.add_argument('--out', default='runs/bench_ddpg_her')
+    parser.add_argument('--results', default=None,
+                        help='results JSON (default OUT/ENV/results.json); a committed path '
+                             'such as bench/results/ lets --merge continue in a later checkout')
     parser.add_argument('--merge', action='store_true',
                         help='keep the contenders of an earlier results.json with the same env '
-                             'and budget (each row keeps its own start time and load)')
+                             'and budget (each row keeps its own start time and load); the file '
+                             'is re-read before each write, so runs side by side can share it')
+    parser.add_argument('--cpus', default=None,
+                        help="pin this run to these CPU cores, e.g. '0' or '0,1' (recorded in "
+                             'each row): two single-worker contenders side by side, a core each')
     args = parser.parse_args()
     out = Path(args.out) / args.env
     out.mkdir(parents=True, exist_ok=True)
-    results_path = out / 'results.json'
-    results: dict = {}
-    if args.merge and results_path.exists():
+    results_path = Path(args.results) if args.results else out / 'results.json'
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    cpus = None
+    if args.cpus:
+        cpus = sorted({int(c) for c in args.cpus.split(',')})
+        os.sched_setaffinity(0, cpus)  # inherited by the trainer subprocesses
+        import torch
+        torch.set_num_threads(len(cpus))
+
+    def earlier_rows() -> dict:
+        if not (args.merge and results_path.exists()):
+            return {}
         earlier = json.loads(results_path.read_text())
         if earlier.get('minutes') != args.minutes:
             parser.error(f"{results_path} has a {earlier.get('minutes')}-minute budget, "
                          f'not {args.minutes}')
-        results = earlier['raw']
+        return earlier['raw']
+
+    results = earlier_rows()
     for name in args.contenders:
         print(f'== {name} on {args.env} for {args.minutes} min', flush=True)
         started = time.strftime('%Y-%m-%d %H:%M', time.gmtime())
@@ -182,17 +207,19 @@ def main() -> int:
             result = run_sb3(name, args.env, args.minutes, args.seed,
                              args.eval_episodes, args.final_episodes, args.eval_every_s)
         # The load before the contender starts: during a run its own env workers raise it.
-        result.update(started=started, loadavg_1m=round(load, 2))
-        results[name] = result
-        write_results(results_path, args.env, args.minutes, results)
+        result.update(started=started, loadavg_1m=round(load, 2), cpus=cpus)
+        with open(results_path.with_suffix('.lock'), 'w') as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            results = {**earlier_rows(), **results, name: result}
+            write_results(results_path, args.env, args.minutes, results)
     print(f'\n{args.env}, budget {args.minutes} min, final eval {args.final_episodes} episodes')
     print('| contender | env steps | steps/s | time to 0.5 (s) | time to 0.9 (s) | success '
-          '| started (UTC) | load before |')
-    print('|---|---|---|---|---|---|---|---|')
+          '| started (UTC) | load before | cores |')
+    print('|---|---|---|---|---|---|---|---|---|')
     for r in table_rows(results):
         print(f"| {r['contender']} | {r['env_steps']} | {r['steps_per_s']} | "
               f"{r['time_to_0.5_s']} | {r['time_to_0.9_s']} | {r['success_at_budget']:.2f} | "
-              f"{r['started']} | {r['loadavg_1m']} |")
+              f"{r['started']} | {r['loadavg_1m']} | {r['cpus'] or 'all'} |")
     return 0
 
 
