@@ -43,14 +43,14 @@ def time_to(history: list[dict], threshold: float) -> float | None:
 
 
 def run_ours(env_id: str, minutes: float, out: Path, seed: int, preset: str | None,
-             n_eval: int, final_episodes: int) -> dict:
+             n_eval: int, final_episodes: int, extra: list[str]) -> dict:
     cmd = [sys.executable, '-m', 'pick_place_rl.cli', 'train', 'ddpg-her', '--env', env_id,
            '--minutes', str(minutes), '--seed', str(seed), '--out-dir', str(out),
            '--progress', 'false', '--tensorboard', 'false', '--n-eval-episodes', str(n_eval),
            '--final-eval-episodes', str(final_episodes)]
     if preset:
         cmd += ['--preset', preset]
-    subprocess.run(cmd, check=True)
+    subprocess.run(cmd + extra, check=True)
     metrics = json.loads((out / 'metrics.json').read_text())
     return {'history': metrics['history'], 'final': metrics['final']['success_rate'],
             'env_steps': metrics['env_steps'], 'wall_s': metrics['wall_s']}
@@ -162,6 +162,9 @@ def main() -> int:
                         help='SB3 contenders: seconds between evaluations')
     parser.add_argument('--ours-preset', default=None,
                         help="preset for the 'ours' contender (e.g. reach for FetchReach-v4)")
+    parser.add_argument('--ours-args', default='',
+                        help="extra trainer flags for 'ours' and 'baseline', e.g. "
+                             "'--torch-threads 2' (recorded in the row)")
     parser.add_argument('--out', default='runs/bench_ddpg_her')
     parser.add_argument('--results', default=None,
                         help='results JSON (default OUT/ENV/results.json); a committed path '
@@ -202,7 +205,8 @@ def main() -> int:
         if name in ('ours', 'baseline'):
             result = run_ours(args.env, args.minutes, out / name, args.seed,
                               'baseline' if name == 'baseline' else args.ours_preset,
-                              args.eval_episodes, args.final_episodes)
+                              args.eval_episodes, args.final_episodes, args.ours_args.split())
+            result['trainer_args'] = args.ours_args
         else:
             result = run_sb3(name, args.env, args.minutes, args.seed,
                              args.eval_episodes, args.final_episodes, args.eval_every_s)
