@@ -229,3 +229,25 @@ def test_stop_event_ends_training_at_a_cycle_boundary_with_outputs(tmp_path):
     metrics = trainer.train()
     assert metrics['epochs'] == 1 and trainer.env_steps == 500 + 11 * 25
     assert (tmp_path / 'qnet.pt').is_file() and (tmp_path / 'metrics.json').is_file()
+
+
+def test_bf16_update_keeps_float32_q_and_tracks_the_float32_step():
+    spec = {'image_size': 48, 'n_actions': 7, 'width': 8}
+    rng = np.random.default_rng(0)
+    frames = torch.from_numpy(rng.integers(0, 256, (8, 48, 48, 3), dtype=np.uint8))
+    batch = DQNBatch(frames, torch.arange(8) % 7, torch.rand(8), frames.flip(0), torch.zeros(8))
+    results = []
+    for bf16 in (False, True):
+        torch.manual_seed(0)
+        agent = DQNAgent(build_net(KIND_CONV, spec), DQNParams(lr=1e-3, gamma=0.9, bf16=bf16))
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
+            assert agent.online(frames).dtype == torch.float32  # the output layer stays fp32
+        results.append(agent.update(batch))
+    assert results[1]['loss'] == pytest.approx(results[0]['loss'], rel=0.05)
+    assert results[1]['q_mean'] == pytest.approx(results[0]['q_mean'], abs=0.02)
+
+
+def test_bf16_is_refused_for_the_pixel_net(tmp_path):
+    from pick_place_rl.train.dqn import DQNPixelConfig
+    with pytest.raises(ValueError, match='bf16 is implemented for the classic conv net only'):
+        DQNTrainer(DQNPixelConfig(bf16=True, out_dir=str(tmp_path)))

@@ -112,6 +112,9 @@ class DQNParams:
     grad_clip: float = 10.0
     #: weight on the online net in the soft target update; 1.0 = hard copy
     tau: float = 1.0
+    #: bfloat16 autocast of the update's forward/backward passes (CPU); the net's output layer
+    #: should stay float32 (see :class:`~pick_place_rl.core.networks.FP32Linear`)
+    bf16: bool = False
 
 
 class DQNAgent:
@@ -140,6 +143,12 @@ class DQNAgent:
         return int(self.q_values(obs[None])[0].argmax())
 
     def update(self, batch: DQNBatch) -> dict[str, float]:
+        """One gradient step; under ``bf16`` about 2x faster for the classic conv net on CPUs
+        with AVX512-BF16 (master weights, Q outputs and the loss stay float32)."""
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=self.params.bf16):
+            return self._update(batch)
+
+    def _update(self, batch: DQNBatch) -> dict[str, float]:
         p = self.params
         q = self.online(batch.obs).gather(1, batch.actions[:, None]).squeeze(1)
         with torch.no_grad():

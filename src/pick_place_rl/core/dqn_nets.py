@@ -9,6 +9,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from pick_place_rl.core.networks import FP32Linear
+
 KIND_CONV = 'dqn_grasp_conv'
 KIND_QMAP = 'dqn_grasp_qmap'
 KIND_MLP = 'dqn_reacher_mlp'
@@ -32,7 +34,9 @@ class ConvQNet(nn.Module):
             nn.Flatten())
         with torch.no_grad():
             n = self.features(torch.zeros(1, 3, image_size, image_size)).shape[1]
-        self.head = nn.Sequential(nn.Linear(n, 256), nn.ReLU(), nn.Linear(256, n_actions))
+        # The output layer stays float32 under bfloat16 autocast: Q in [0, 1] needs finer steps
+        # than bfloat16's 8-bit mantissa between actions (same state_dict as nn.Linear).
+        self.head = nn.Sequential(nn.Linear(n, 256), nn.ReLU(), FP32Linear(256, n_actions))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         x = obs.permute(0, 3, 1, 2).float() / 255.0

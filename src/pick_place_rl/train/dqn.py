@@ -91,6 +91,8 @@ class DQNConfig:
     n_eval_episodes: int = field(20, 'greedy evaluation episodes per epoch')
     eval_seed: int = field(1_000_000, 'first seed of the evaluation episodes (fixed per epoch)')
     torch_threads: int = field(1, 'torch intra-op threads')
+    bf16: bool = field(False, 'classic task: bfloat16 autocast of the updates (CPU), about 2x '
+                              'faster on CPUs with AVX512-BF16')
     augment: bool = field(False, 'pixel-wise task: train on each sampled grasp under a random '
                                  'mirror/transpose of the image (yaw mapped to match); classic '
                                  'task: on frames shifted by up to shift_pad pixels')
@@ -174,9 +176,12 @@ class DQNTrainer:
         self.env = make_dqn_env(config, config.train_split)
         self.eval_env = make_dqn_env(config, config.eval_split)
         self.kind = ENV_NETS[config.env_id]
+        if config.bf16 and self.kind != KIND_CONV:
+            raise ValueError(f'bf16 is implemented for the classic conv net only, not for '
+                             f'{config.env_id} (its output layer would round Q-values)')
         self.spec = {**net_spec(config, self.env), 'env_id': config.env_id}
         params = DQNParams(lr=config.lr, gamma=config.gamma, double=config.double,
-                           huber_delta=config.huber_delta, tau=config.tau)
+                           huber_delta=config.huber_delta, tau=config.tau, bf16=config.bf16)
         self.agent = DQNAgent(build_net(self.kind, self.spec), params)
         space = self.env.observation_space
         # Float images are stored as float16: half the memory, ample for [0, 1] colours and
