@@ -172,13 +172,14 @@ class DQNTrainer:
         self.config = config
         self.out = Path(config.out_dir)
         torch.set_num_threads(config.torch_threads)
+        # A config error is raised before two PyBullet scenes are built for nothing.
+        if config.bf16 and ENV_NETS.get(config.env_id, KIND_CONV) != KIND_CONV:
+            raise ValueError(f'bf16 is implemented for the classic conv net only, not for '
+                             f'{config.env_id} (its output layer would round Q-values)')
         self.rng = seed_everything(config.seed)
         self.env = make_dqn_env(config, config.train_split)
         self.eval_env = make_dqn_env(config, config.eval_split)
         self.kind = ENV_NETS[config.env_id]
-        if config.bf16 and self.kind != KIND_CONV:
-            raise ValueError(f'bf16 is implemented for the classic conv net only, not for '
-                             f'{config.env_id} (its output layer would round Q-values)')
         self.spec = {**net_spec(config, self.env), 'env_id': config.env_id}
         params = DQNParams(lr=config.lr, gamma=config.gamma, double=config.double,
                            huber_delta=config.huber_delta, tau=config.tau, bf16=config.bf16)
