@@ -184,10 +184,12 @@ def _reacher_config(tmp_path, **kw):
     return DQNReacherConfig(**{**base, **kw})
 
 
-def test_reacher_learns_fast(tmp_path):
+@pytest.mark.parametrize('async_env', [False, True], ids=['in_process', 'env_worker'])
+def test_reacher_learns_fast(tmp_path, async_env):
     """3,000 env steps (about 10 CPU-seconds) of DQN: the greedy policy reaches far more goals
-    than a random one (a greedy distance-descent oracle reaches about 0.95)."""
-    trainer = DQNTrainer(_reacher_config(tmp_path))
+    than a random one (a greedy distance-descent oracle reaches about 0.95). With the env in a
+    worker process the updates lag one step behind the data; it must learn all the same."""
+    trainer = DQNTrainer(_reacher_config(tmp_path, async_env=async_env))
     rng = np.random.default_rng(1)
     floor = trainer.evaluate(trainer.eval_env, 40, 5_000,
                              policy=lambda obs: int(rng.integers(8)))['success_rate']
@@ -196,6 +198,28 @@ def test_reacher_learns_fast(tmp_path):
     assert floor < 0.25
     assert learned >= 0.45 and learned > floor + 0.3, (floor, learned, metrics['history'])
     assert (tmp_path / 'curve.png').is_file() and (tmp_path / 'qnet.pt').is_file()
+
+
+def test_env_worker_collects_the_same_episodes_as_the_in_process_env(tmp_path):
+    """Exploration only (no update is due): the worker process must step the same seeded
+    episodes, so the replay ends up identical, episode ends and rewards included."""
+    replays = []
+    for async_env in (False, True):
+        trainer = DQNTrainer(_reacher_config(tmp_path / str(async_env), epochs=1,
+                                             steps_per_epoch=120, learning_starts=10_000,
+                                             n_eval_episodes=1, async_env=async_env))
+        trainer.train()
+        assert trainer.env_steps == 120 and trainer.episodes > 0
+        replays.append((trainer.replay.state_dict(), trainer.episodes))
+    (sync, sync_episodes), (worker, worker_episodes) = replays
+    assert worker_episodes == sync_episodes
+    for key in sync:
+        np.testing.assert_array_equal(worker[key], sync[key], err_msg=key)
+
+
+def test_env_worker_needs_the_wall_clock_budget(tmp_path):
+    with pytest.raises(ValueError, match="async_env needs budget_clock 'wall'"):
+        DQNTrainer(_reacher_config(tmp_path, async_env=True, budget_clock='cpu'))
 
 
 def test_trainer_checkpoint_round_trip_and_resume(tmp_path):

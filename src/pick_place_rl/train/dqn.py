@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 import threading
 import time
@@ -91,6 +92,9 @@ class DQNConfig:
     n_eval_episodes: int = field(20, 'greedy evaluation episodes per epoch')
     eval_seed: int = field(1_000_000, 'first seed of the evaluation episodes (fixed per epoch)')
     torch_threads: int = field(1, 'torch intra-op threads')
+    async_env: bool = field(False, 'step the training env in a worker process while the '
+                                   'learner updates (two cores: physics and updates overlap); '
+                                   'needs the wall-clock budget')
     bf16: bool = field(False, 'classic task: bfloat16 autocast of the updates (CPU), about 2x '
                               'faster on CPUs with AVX512-BF16')
     augment: bool = field(False, 'pixel-wise task: train on each sampled grasp under a random '
@@ -176,8 +180,13 @@ class DQNTrainer:
         if config.bf16 and ENV_NETS.get(config.env_id, KIND_CONV) != KIND_CONV:
             raise ValueError(f'bf16 is implemented for the classic conv net only, not for '
                              f'{config.env_id} (its output layer would round Q-values)')
+        if config.async_env and config.budget_clock == 'cpu':
+            raise ValueError("async_env needs budget_clock 'wall': the CPU clock counts this "
+                             "process only, not the env worker's physics")
         self.rng = seed_everything(config.seed)
         self.env = make_dqn_env(config, config.train_split)
+        self.worker = EnvWorker(partial(make_dqn_env, config, config.train_split)) \
+            if config.async_env else None
         self.eval_env = make_dqn_env(config, config.eval_split)
         self.kind = ENV_NETS[config.env_id]
         self.spec = {**net_spec(config, self.env), 'env_id': config.env_id}
@@ -278,13 +287,22 @@ class DQNTrainer:
                     break
             if self.obs is None:
                 # Every episode has its own seed: a resumed run continues the same sequence.
-                self.obs, _ = self.env.reset(seed=self._episode_seed())
+                seed = self._episode_seed()
+                self.obs = (self.worker.reset(seed) if self.worker else
+                            self.env.reset(seed=seed)[0])
             eps = self.epsilon(self.env_steps)
             if self.env_steps < c.learning_starts or self.rng.random() < eps:
                 action = self.random_action(self.obs)
             else:
                 action = self.greedy(self.obs)
-            next_obs, reward, terminated, truncated, info = self.env.step(action)
+            if self.worker is not None:
+                # The update runs while the worker simulates this step (it does not see the
+                # transition in flight: one step of lag, as with any asynchronous actor).
+                self.worker.step_async(action)
+                losses = self._learn(self.env_steps + 1, losses)
+                next_obs, reward, terminated, truncated, info = self.worker.step_wait()
+            else:
+                next_obs, reward, terminated, truncated, info = self.env.step(action)
             self.replay.add(self.obs, action, reward, next_obs, terminated)
             self.env_steps += 1
             if self.per_step_success:
@@ -296,15 +314,23 @@ class DQNTrainer:
                 self.obs = None
             else:
                 self.obs = next_obs
-            if self.env_steps >= c.learning_starts and self.env_steps % c.train_every == 0:
-                batch = self.replay.sample(c.batch_size, self.rng)
-                if c.augment and self.kind == KIND_QMAP:
-                    batch = augment_qmap_batch(batch, self.spec['n_yaw'], self.rng)
-                elif c.augment and self.kind == KIND_CONV:
-                    batch = random_shift_batch(batch, c.shift_pad, self.rng)
-                losses = self.agent.update(batch)
-                if self.agent.updates % c.target_update_every == 0:
-                    self.agent.update_target()
+            if self.worker is None:
+                losses = self._learn(self.env_steps, losses)
+        return losses
+
+    def _learn(self, env_steps: int, losses: dict[str, float]) -> dict[str, float]:
+        """One gradient step when ``env_steps`` (counting the step just taken) is due one."""
+        c = self.config
+        if env_steps < c.learning_starts or env_steps % c.train_every:
+            return losses
+        batch = self.replay.sample(c.batch_size, self.rng)
+        if c.augment and self.kind == KIND_QMAP:
+            batch = augment_qmap_batch(batch, self.spec['n_yaw'], self.rng)
+        elif c.augment and self.kind == KIND_CONV:
+            batch = random_shift_batch(batch, c.shift_pad, self.rng)
+        losses = self.agent.update(batch)
+        if self.agent.updates % c.target_update_every == 0:
+            self.agent.update_target()
         return losses
 
     def evaluate(self, env: gym.Env, n_episodes: int, first_seed: int,
@@ -368,6 +394,8 @@ class DQNTrainer:
                 logger.log(row)
         finally:
             logger.close()
+            if self.worker is not None:
+                self.worker.close()
         return self.finish()
 
     def finish(self) -> dict:
@@ -391,6 +419,37 @@ class DQNTrainer:
         if self.config.budget_clock == 'cpu':
             plot_cpu_curve(self.history, self.out / 'curve_cpu.png', title)
         return metrics
+
+
+class EnvWorker:
+    """One env stepped in a worker process (gymnasium's AsyncVectorEnv of one, no autoreset).
+
+    The trainer sends an action, runs its gradient step, then collects the result: on two
+    cores the PyBullet physics and the update overlap instead of taking turns. Resets stay
+    explicit so every episode keeps its own seed.
+    """
+
+    def __init__(self, env_fn: Callable[[], gym.Env]) -> None:
+        # spawn, not fork: the parent already runs torch (OpenMP) threads.
+        self.vec = gym.vector.AsyncVectorEnv(
+            [env_fn], context='spawn', autoreset_mode=gym.vector.AutoresetMode.DISABLED)
+
+    def reset(self, seed: int) -> np.ndarray:
+        obs, _ = self.vec.reset(seed=[seed])
+        return obs[0]
+
+    def step_async(self, action: int) -> None:
+        self.vec.step_async(np.array([action]))
+
+    def step_wait(self) -> tuple[np.ndarray, float, bool, bool, dict]:
+        obs, reward, terminated, truncated, info = self.vec.step_wait()
+        # A vector env's info holds arrays, with a '_key' mask of which envs set each key.
+        mine = {k: v[0] for k, v in info.items()
+                if not k.startswith('_') and bool(info.get('_' + k, [True])[0])}
+        return obs[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), mine
+
+    def close(self) -> None:
+        self.vec.close()
 
 
 def plot_cpu_curve(history: list[dict], path: Path, title: str) -> None:
