@@ -25,6 +25,15 @@ def _rate(entry: dict | None) -> str:
             f"{entry['attempts']} attempts, {entry['episodes']} episodes)")
 
 
+def _training_time(metrics: dict, cfg: dict) -> str:
+    cpu = f"{metrics.get('cpu_s', 0) / 60:.1f} CPU-minutes of the trainer process"
+    wall = f"{metrics['wall_s'] / 60:.1f} wall minutes"
+    if cfg.get('async_env'):
+        # The env worker's physics runs in another process: the CPU figure leaves it out.
+        return f'{wall} on both cores of a 2-core machine (env in a worker process; {cpu})'
+    return f'{cpu}, {wall} on a shared 2-core machine'
+
+
 def write_card(run: Path, bench: dict, dest: Path, command: str,
                weights_name: str = 'qnet_best.pt') -> None:
     metrics = json.loads((run / 'metrics.json').read_text())
@@ -52,9 +61,7 @@ def write_card(run: Path, bench: dict, dest: Path, command: str,
                     '`pick_place_rl.core.grasp_policy.GraspPolicy(path, kind)`)'),
         ('training command', f'`{command}`'),
         ('seed', str(metrics['seed'])),
-        ('training time', f"{metrics.get('cpu_s', 0) / 60:.1f} CPU-minutes of the trainer "
-                          f"process, {metrics['wall_s'] / 60:.1f} wall minutes on a shared "
-                          '2-core machine'),
+        ('training time', _training_time(metrics, cfg)),
         ('experience', f"{metrics['env_steps']:,} env steps, {metrics['episodes']:,} episodes, "
                        f"{metrics['epochs']} epochs (shipped: epoch {summary['shipped_epoch']})"),
         (f'success per {per}, greedy net, held-out objects', _rate(bench.get('net'))),
