@@ -184,23 +184,25 @@ class DQNTrainer:
             raise ValueError("async_env needs budget_clock 'wall': the CPU clock counts this "
                              "process only, not the env worker's physics")
         self.rng = seed_everything(config.seed)
-        self.env = make_dqn_env(config, config.train_split)
+        # The training env lives either here or in the worker process, never in both; the
+        # eval env (same class, other object split) describes the spaces.
         self.worker = EnvWorker(partial(make_dqn_env, config, config.train_split)) \
             if config.async_env else None
+        self.env = None if self.worker else make_dqn_env(config, config.train_split)
         self.eval_env = make_dqn_env(config, config.eval_split)
         self.kind = ENV_NETS[config.env_id]
-        self.spec = {**net_spec(config, self.env), 'env_id': config.env_id}
+        self.spec = {**net_spec(config, self.eval_env), 'env_id': config.env_id}
         params = DQNParams(lr=config.lr, gamma=config.gamma, double=config.double,
                            huber_delta=config.huber_delta, tau=config.tau, bf16=config.bf16)
         self.agent = DQNAgent(build_net(self.kind, self.spec), params)
-        space = self.env.observation_space
+        space = self.eval_env.observation_space
         # Float images are stored as float16: half the memory, ample for [0, 1] colours and
         # heights in metres.
         store = np.float16 if (space.dtype == np.float32 and len(space.shape) == 3) else \
             space.dtype
         self.replay = TransitionReplay(config.buffer_size, space.shape, store)
         self.epsilon = LinearSchedule(config.eps_start, config.eps_end, config.eps_decay_steps)
-        self.per_step_success = bool(getattr(self.env, 'success_per_step', False))
+        self.per_step_success = bool(getattr(self.eval_env, 'success_per_step', False))
         self.epoch = 0
         self.env_steps = 0
         self.episodes = 0
