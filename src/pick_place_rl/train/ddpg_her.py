@@ -33,6 +33,7 @@ from pick_place_rl.core.replay import EpisodeReplayBuffer
 from pick_place_rl.core.rewards import sparse_reward
 from pick_place_rl.core.seeding import seed_everything
 from pick_place_rl.sim.registry import make_env
+from pick_place_rl.train.env_pool import EnvPool
 from pick_place_rl.train.progress import TrainLogger
 
 
@@ -77,16 +78,22 @@ class DDPGHerConfig:
     torch_threads: int = field(1, 'torch intra-op threads')
     async_envs: bool = field(True, 'step the training envs in worker processes while the '
                                    'learner updates (overlaps simulation and learning)')
+    env_workers: int = field(1, 'processes the training envs are spread over (async_envs); '
+                                'one per spare core')
+    worker_nice: int = field(10, 'niceness added to the env worker processes (async_envs): '
+                                 'the learner is the critical path and keeps its core')
     tensorboard: bool = field(True, 'write TensorBoard scalars to out_dir/tb')
     progress: bool = field(True, 'show a progress bar')
 
     def __post_init__(self) -> None:
         """Refuse values that would only fail later, deep inside gymnasium or torch."""
-        positive = ('n_envs', 'n_cycles', 'batch_size', 'buffer_size', 'hidden', 'layers',
-                    'n_step', 'n_eval_episodes', 'final_eval_episodes', 'torch_threads', 'epochs')
+        positive = ('n_envs', 'env_workers', 'n_cycles', 'batch_size', 'buffer_size', 'hidden',
+                    'layers', 'n_step', 'n_eval_episodes', 'final_eval_episodes',
+                    'torch_threads', 'epochs')
         bad = [f'{name}={getattr(self, name)} (must be >= 1)' for name in positive
                if getattr(self, name) < 1]
-        checks = {'minutes': self.minutes > 0, 'gamma': 0 < self.gamma < 1,
+        checks = {'minutes': self.minutes > 0, 'worker_nice': 0 <= self.worker_nice <= 19,
+                  'gamma': 0 < self.gamma < 1,
                   'tau': 0 < self.tau <= 1, 'replay_k': self.replay_k >= 0,
                   'n_batches': self.n_batches >= 0, 'noise_eps': self.noise_eps >= 0,
                   'random_eps': 0 <= self.random_eps <= 1,
@@ -143,11 +150,11 @@ def rollout(env: gym.vector.VectorEnv, horizon: int, policy: Callable, seed: int
             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Run one fixed-horizon episode in every sub-env. Returns episode arrays and stats.
 
-    ``between(t)`` runs after the actions of step t are sent; with an AsyncVectorEnv the
+    ``between(t)`` runs after the actions of step t are sent; with an :class:`EnvPool` the
     environments step in their worker processes meanwhile, so the learner's updates and the
     simulation overlap on separate cores.
     """
-    overlap = isinstance(env, gym.vector.AsyncVectorEnv)
+    overlap = hasattr(env, 'step_async')
     obs, _ = env.reset(seed=seed)
     n = env.num_envs
     ep = {'obs': [], 'ag': [], 'g': [], 'actions': [], 'rewards': []}
@@ -202,12 +209,12 @@ class DDPGHerTrainer:
         self.eval_env = gym.vector.SyncVectorEnv(
             [lambda: make_env(config.env_id) for _ in range(min(config.n_envs,
                                                                   config.n_eval_episodes))])
-        env_fns = [partial(make_env, config.env_id) for _ in range(config.n_envs)]
         if config.async_envs:
-            # spawn, not fork: the parent may already run torch/OpenMP or ROS threads.
-            self.env = gym.vector.AsyncVectorEnv(env_fns, context='spawn')
+            self.env = EnvPool(partial(make_env, config.env_id), config.n_envs,
+                               config.env_workers, config.worker_nice)
         else:
-            self.env = gym.vector.SyncVectorEnv(env_fns)
+            self.env = gym.vector.SyncVectorEnv(
+                [partial(make_env, config.env_id) for _ in range(config.n_envs)])
         self.horizon = int(self.eval_env.envs[0].spec.max_episode_steps)
         self.agent = make_agent(config, self.eval_env.envs[0])
         self.buffer = EpisodeReplayBuffer(config.buffer_size, self.horizon, self.agent.obs_dim,
