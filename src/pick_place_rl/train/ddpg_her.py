@@ -1,9 +1,10 @@
 """DDPG + HER trainer: collect -> store -> update -> evaluate -> checkpoint, under a time budget.
 
-One process, ``n_envs`` environments stepped together (gymnasium SyncVectorEnv). An epoch is
-``n_cycles`` cycles of (one episode per env, ``n_batches`` gradient steps, a soft target update),
-then a deterministic evaluation on fixed seeds, a checkpoint and a replay snapshot, both written
-atomically; a killed run resumed with ``resume=True`` loses at most the epoch in progress.
+``n_envs`` environments stepped together, by default in a worker process while the learner
+updates (:class:`~pick_place_rl.train.env_pool.EnvPool`), else in-process (gymnasium
+SyncVectorEnv). An epoch is ``n_cycles`` cycles of (one episode per env, ``n_batches``
+gradient steps, a soft target update), then a deterministic evaluation on fixed seeds, a
+checkpoint and a replay snapshot, both written atomically; a killed run resumed with ``resume=True`` loses at most the epoch in progress.
 """
 from __future__ import annotations
 
