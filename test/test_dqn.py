@@ -24,7 +24,7 @@ from pick_place_rl.core.dqn_nets import (
 )
 from pick_place_rl.core.grasp_policy import GraspPolicy
 from pick_place_rl.sim.reacher_env import JointReacherEnv
-from pick_place_rl.train.dqn import DQNReacherConfig, DQNTrainer
+from pick_place_rl.train.dqn import DQNReacherConfig, DQNTrainer, make_dqn_env
 
 
 def test_double_dqn_targets_by_hand():
@@ -184,12 +184,15 @@ def _reacher_config(tmp_path, **kw):
     return DQNReacherConfig(**{**base, **kw})
 
 
-@pytest.mark.parametrize('async_env', [False, True], ids=['in_process', 'env_worker'])
-def test_reacher_learns_fast(tmp_path, async_env):
+@pytest.mark.parametrize('envs', [dict(async_env=False), dict(async_env=True),
+                                  dict(async_env=True, n_envs=2)],
+                         ids=['in_process', 'env_worker', 'two_env_workers'])
+def test_reacher_learns_fast(tmp_path, envs):
     """3,000 env steps (about 10 CPU-seconds) of DQN: the greedy policy reaches far more goals
     than a random one (a greedy distance-descent oracle reaches about 0.95). With the env in a
-    worker process the updates lag one step behind the data; it must learn all the same."""
-    trainer = DQNTrainer(_reacher_config(tmp_path, async_env=async_env))
+    worker process the updates lag one step behind the data; it must learn all the same, and
+    with two envs stepped together too."""
+    trainer = DQNTrainer(_reacher_config(tmp_path, **envs))
     rng = np.random.default_rng(1)
     floor = trainer.evaluate(trainer.eval_env, 40, 5_000,
                              policy=lambda obs: int(rng.integers(8)))['success_rate']
@@ -215,6 +218,23 @@ def test_env_worker_collects_the_same_episodes_as_the_in_process_env(tmp_path):
     assert worker_episodes == sync_episodes
     for key in sync:
         np.testing.assert_array_equal(worker[key], sync[key], err_msg=key)
+
+
+def test_two_env_workers_step_two_seeded_episode_streams(tmp_path):
+    """n_envs=2: each vector step stores one transition per env, each env on its own
+    episode seed; the step count and the episode seeds stay those of the sequence."""
+    trainer = DQNTrainer(_reacher_config(tmp_path, epochs=1, steps_per_epoch=120,
+                                         learning_starts=10_000, n_eval_episodes=1,
+                                         async_env=True, n_envs=2))
+    trainer.train()
+    assert trainer.env_steps == 120 and trainer.episodes > 0
+    obs = trainer.replay.state_dict()['obs']
+    env = make_dqn_env(trainer.config, trainer.config.train_split)
+    for i in range(2):  # transitions 0 and 1 are the first steps of episodes 0 and 1
+        first, _ = env.reset(seed=trainer.config.seed * 1_000_003 + i)
+        np.testing.assert_array_equal(obs[i], first.astype(obs.dtype))
+    with pytest.raises(ValueError, match='n_envs=2: .* needs async_env'):
+        DQNTrainer(_reacher_config(tmp_path / 'x', n_envs=2))
 
 
 def test_env_worker_needs_the_wall_clock_budget(tmp_path):

@@ -95,6 +95,9 @@ class DQNConfig:
     async_env: bool = field(False, 'step the training env in a worker process while the '
                                    'learner updates (two cores: physics and updates overlap); '
                                    'needs the wall-clock budget')
+    n_envs: int = field(1, 'training envs stepped together, one worker process each '
+                           '(needs async_env when > 1): with the physics the critical path, '
+                           'a second env uses the spare core')
     bf16: bool = field(False, 'classic task: bfloat16 autocast of the updates (CPU), about 2x '
                               'faster on CPUs with AVX512-BF16')
     augment: bool = field(False, 'pixel-wise task: train on each sampled grasp under a random '
@@ -183,12 +186,15 @@ class DQNTrainer:
         if config.async_env and config.budget_clock == 'cpu':
             raise ValueError("async_env needs budget_clock 'wall': the CPU clock counts this "
                              "process only, not the env worker's physics")
+        if config.n_envs < 1 or (config.n_envs > 1 and not config.async_env):
+            raise ValueError(f'n_envs={config.n_envs}: must be >= 1, and > 1 needs async_env '
+                             '(in-process envs would only take turns)')
         self.rng = seed_everything(config.seed)
-        # The training env lives either here or in the worker process, never in both; the
+        # The training envs live either here or in worker processes, never in both; the
         # eval env (same class, other object split) describes the spaces.
-        self.worker = EnvWorker(partial(make_dqn_env, config, config.train_split)) \
-            if config.async_env else None
-        self.env = None if self.worker else make_dqn_env(config, config.train_split)
+        self.workers = [EnvWorker(partial(make_dqn_env, config, config.train_split))
+                        for _ in range(config.n_envs)] if config.async_env else []
+        self.env = None if self.workers else make_dqn_env(config, config.train_split)
         self.eval_env = make_dqn_env(config, config.eval_split)
         self.kind = ENV_NETS[config.env_id]
         self.spec = {**net_spec(config, self.eval_env), 'env_id': config.env_id}
@@ -206,10 +212,12 @@ class DQNTrainer:
         self.epoch = 0
         self.env_steps = 0
         self.episodes = 0
+        self.episodes_started = 0  # seeds of new episodes count these (== episodes on resume)
         self.elapsed_s = 0.0
         self.cpu_s = 0.0
         self.history: list[dict] = []
-        self.obs: np.ndarray | None = None
+        # The observation each training env is at; None = start a new episode there.
+        self.obs: list[np.ndarray | None] = [None] * config.n_envs
         self.recent: list[float] = []
         # Hooks for a host such as the trainer node (same contract as the DDPG+HER trainer),
         # called in the training thread: on_cycle() every ``CYCLE_STEPS`` env steps,
@@ -251,6 +259,7 @@ class DQNTrainer:
         train = payload['state']['train']
         self.epoch, self.env_steps = int(train['epoch']), int(train['env_steps'])
         self.episodes = int(train['episodes'])
+        self.episodes_started = self.episodes
         self.elapsed_s = float(train['elapsed_s'])
         self.cpu_s = float(train['cpu_s'])
         self.history = [dict(h) for h in train['history']]
@@ -275,49 +284,57 @@ class DQNTrainer:
     def greedy(self, obs: np.ndarray) -> int:
         return self.agent.act(obs)
 
-    def _episode_seed(self) -> int:
-        return int(self.config.seed * 1_000_003 + self.episodes)
-
     def _collect(self, n_steps: int) -> dict[str, float]:
+        """About ``n_steps`` env steps (whole vector steps of ``n_envs``), learning as it goes."""
         c = self.config
         losses: dict[str, float] = {}
-        for step in range(n_steps):
-            if step and step % self.CYCLE_STEPS == 0:
+        n = len(self.obs)
+        taken, next_cycle = 0, self.CYCLE_STEPS
+        while taken < n_steps:
+            if taken >= next_cycle:
+                next_cycle += self.CYCLE_STEPS
                 if self.on_cycle is not None:
                     self.on_cycle()
                 if self.stop.is_set():
                     break
-            if self.obs is None:
-                # Every episode has its own seed: a resumed run continues the same sequence.
-                seed = self._episode_seed()
-                self.obs = (self.worker.reset(seed) if self.worker else
-                            self.env.reset(seed=seed)[0])
-            eps = self.epsilon(self.env_steps)
-            if self.env_steps < c.learning_starts or self.rng.random() < eps:
-                action = self.random_action(self.obs)
+            actions = []
+            for i in range(n):
+                if self.obs[i] is None:
+                    # Every episode has its own seed: a resumed run continues the sequence.
+                    seed = int(c.seed * 1_000_003 + self.episodes_started)
+                    self.episodes_started += 1
+                    self.obs[i] = (self.workers[i].reset(seed) if self.workers else
+                                   self.env.reset(seed=seed)[0])
+                eps = self.epsilon(self.env_steps + i)
+                if self.env_steps + i < c.learning_starts or self.rng.random() < eps:
+                    actions.append(self.random_action(self.obs[i]))
+                else:
+                    actions.append(self.greedy(self.obs[i]))
+            if self.workers:
+                # The updates run while the workers simulate this step (they do not see the
+                # transitions in flight: one step of lag, as with any asynchronous actor).
+                for worker, action in zip(self.workers, actions):
+                    worker.step_async(action)
+                for i in range(n):
+                    losses = self._learn(self.env_steps + i + 1, losses)
+                results = [worker.step_wait() for worker in self.workers]
             else:
-                action = self.greedy(self.obs)
-            if self.worker is not None:
-                # The update runs while the worker simulates this step (it does not see the
-                # transition in flight: one step of lag, as with any asynchronous actor).
-                self.worker.step_async(action)
-                losses = self._learn(self.env_steps + 1, losses)
-                next_obs, reward, terminated, truncated, info = self.worker.step_wait()
-            else:
-                next_obs, reward, terminated, truncated, info = self.env.step(action)
-            self.replay.add(self.obs, action, reward, next_obs, terminated)
-            self.env_steps += 1
-            if self.per_step_success:
-                self.recent.append(float(info.get('is_success', False)))
-            if terminated or truncated:
-                self.episodes += 1
-                if not self.per_step_success:
+                results = [self.env.step(actions[0])]
+            for i, (next_obs, reward, terminated, truncated, info) in enumerate(results):
+                self.replay.add(self.obs[i], actions[i], reward, next_obs, terminated)
+                self.env_steps += 1
+                if self.per_step_success:
                     self.recent.append(float(info.get('is_success', False)))
-                self.obs = None
-            else:
-                self.obs = next_obs
-            if self.worker is None:
-                losses = self._learn(self.env_steps, losses)
+                if terminated or truncated:
+                    self.episodes += 1
+                    if not self.per_step_success:
+                        self.recent.append(float(info.get('is_success', False)))
+                    self.obs[i] = None
+                else:
+                    self.obs[i] = next_obs
+                if not self.workers:
+                    losses = self._learn(self.env_steps, losses)
+            taken += n
         return losses
 
     def _learn(self, env_steps: int, losses: dict[str, float]) -> dict[str, float]:
@@ -396,8 +413,8 @@ class DQNTrainer:
                 logger.log(row)
         finally:
             logger.close()
-            if self.worker is not None:
-                self.worker.close()
+            for worker in self.workers:
+                worker.close()
         return self.finish()
 
     def finish(self) -> dict:
