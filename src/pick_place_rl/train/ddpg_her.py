@@ -4,7 +4,8 @@
 updates (:class:`~pick_place_rl.train.env_pool.EnvPool`), else in-process (gymnasium
 SyncVectorEnv). An epoch is ``n_cycles`` cycles of (one episode per env, ``n_batches``
 gradient steps, a soft target update), then a deterministic evaluation on fixed seeds, a
-checkpoint and a replay snapshot, both written atomically; a killed run resumed with ``resume=True`` loses at most the epoch in progress.
+checkpoint and a replay snapshot, both written atomically; a killed run resumed with
+``resume=True`` loses at most the epoch in progress.
 """
 from __future__ import annotations
 
