@@ -77,11 +77,7 @@ def nearest_object_policy(env: KukaDiverseGraspEnv):
     moves = env.config.xy_step * np.array([(dx, dy) for dx, dy, _ in DIVERSE_ACTIONS], float)
 
     def act(_obs: np.ndarray) -> int:
-        poses = env.scene.object_poses()[:, :2]
-        inside = env.scene.in_tray()
-        objects = poses[inside] if inside else poses
-        here = env.target[:2]
-        goal = objects[int(np.argmin(np.linalg.norm(objects - here, axis=1)))]
+        here, goal = env.target[:2], env.nearest_object_xy()
         return int(np.argmin(np.linalg.norm(here + moves - goal, axis=1)))
     return act
 

@@ -8,6 +8,7 @@ from pick_place_rl.core.dqn import (
     DQNAgent,
     DQNBatch,
     DQNParams,
+    fold_n_step,
     LinearSchedule,
     random_shift_batch,
     td_targets,
@@ -64,6 +65,75 @@ def test_learning_moves_q_towards_the_target_and_target_net_follows():
     assert abs(agent.target(obs)[0, 0].item() - 1.0) > 0.05  # not synced yet
     agent.update_target()
     assert torch.equal(agent.target(obs), agent.online(obs))
+
+
+def test_n_step_fold_and_monte_carlo_targets_skip_the_bootstrap():
+    steps = [('s0', 0, 0.0, 's1', False, 'aux0'), ('s1', 1, 0.0, 's2', False, 'aux1'),
+             ('s2', 2, 1.0, 's3', True, 'aux2')]
+    assert fold_n_step(steps, 0.9) == ('s0', 0, pytest.approx(0.81), 's3', True,
+                                       pytest.approx(0.729), 'aux0')
+    assert fold_n_step(steps[:2], 0.5) == ('s0', 0, 0.0, 's2', False, 0.25, 'aux0')
+    with pytest.raises(ValueError, match='empty window'):
+        fold_n_step([], 0.9)
+    # per-transition discounts: row 0 bootstraps at 0.25, row 1 is terminal
+    y = td_targets(torch.tensor([[1.0, 4.0]] * 2), torch.tensor([[8.0, 2.0]] * 2),
+                   torch.tensor([1.0, 1.0]), torch.tensor([0.0, 1.0]),
+                   torch.tensor([0.25, 0.9]))
+    assert torch.allclose(y, torch.tensor([1.5, 1.0]))
+    # Monte Carlo batch (nothing bootstraps): next_obs is never passed through a net, so a
+    # next_obs of the wrong shape goes unnoticed and the Q-value learns the return itself.
+    torch.manual_seed(0)
+    agent = DQNAgent(MLPQNet(2, 2, hidden=16), DQNParams(lr=1e-2, gamma=0.9))
+    obs = torch.ones(8, 2)
+    batch = DQNBatch(obs, torch.zeros(8, dtype=torch.int64), torch.full((8,), 0.59),
+                     torch.zeros(8, 5), torch.ones(8), discounts=torch.full((8,), 0.9))
+    for _ in range(200):
+        agent.update(batch)
+    assert agent.online(obs)[0, 0].item() == pytest.approx(0.59, abs=0.05)
+
+
+def test_replay_keeps_aux_targets_and_discounts_and_refuses_snapshots_without_them():
+    replay = TransitionReplay(4, (2,), aux_dim=3, discounts=True)
+    replay.add(np.ones(2), 1, 0.5, np.zeros(2), False, np.arange(3.0), 0.81)
+    batch = replay.sample(2, np.random.default_rng(0))
+    assert torch.equal(batch.aux, torch.tensor([[0.0, 1.0, 2.0]] * 2))
+    assert torch.allclose(batch.discounts, torch.tensor([0.81, 0.81]))
+    with pytest.raises(ValueError, match='keeps 3 auxiliary targets'):
+        replay.add(np.ones(2), 1, 0.5, np.zeros(2), False, None, 0.9)
+    with pytest.raises(ValueError, match='keeps a discount per transition'):
+        replay.add(np.ones(2), 1, 0.5, np.zeros(2), False, np.zeros(3))
+    copy = TransitionReplay(4, (2,), aux_dim=3, discounts=True)
+    copy.load_state_dict(replay.state_dict())
+    assert np.array_equal(copy.aux[:1], replay.aux[:1]) and copy.discounts[0] == 0.81
+    plain = TransitionReplay(4, (2,))
+    plain.add(np.ones(2), 1, 0.5, np.zeros(2), False)
+    with pytest.raises(ValueError, match='no 3 auxiliary targets'):
+        copy.load_state_dict(plain.state_dict())
+    with pytest.raises(ValueError, match='no per-transition discounts'):
+        TransitionReplay(4, (2,), discounts=True).load_state_dict(plain.state_dict())
+
+
+def test_aux_head_learns_its_targets_and_the_export_serves_q_only(tmp_path):
+    """The auxiliary loss trains the conv net's shared features; serving loads the file with
+    its aux head and still returns one Q-value per move."""
+    torch.manual_seed(0)
+    net = ConvQNet(48, 7, 8, aux_dim=2)
+    agent = DQNAgent(net, DQNParams(lr=1e-3, gamma=0.0, aux_weight=1.0))
+    frames = torch.randint(0, 256, (16, 48, 48, 3), dtype=torch.uint8)
+    # targets a function of the frames: mean red and green intensity
+    aux = frames[..., :2].float().mean(dim=(1, 2)) / 255.0 * 4.0
+    batch = DQNBatch(frames, torch.zeros(16, dtype=torch.int64), torch.zeros(16), frames,
+                     torch.ones(16), aux)
+    first = agent.update(batch)['aux_loss']
+    for _ in range(150):
+        last = agent.update(batch)['aux_loss']
+    assert last < 0.1 * first, (first, last)
+    with pytest.raises(ValueError, match='no auxiliary head'):
+        ConvQNet(48, 7, 8).forward_aux(frames)
+    spec = {'image_size': 48, 'n_actions': 7, 'width': 8, 'aux_dim': 2}
+    save_checkpoint(tmp_path / 'q.pt', KIND_CONV, {}, spec, {'online': net.state_dict()})
+    policy = GraspPolicy(tmp_path / 'q.pt', KIND_CONV)
+    assert policy.q_values(frames[0].numpy()).shape == (7,)
 
 
 def test_soft_target_update_weights_the_online_net_by_tau():
@@ -235,6 +305,23 @@ def test_two_env_workers_step_two_seeded_episode_streams(tmp_path):
         np.testing.assert_array_equal(obs[i], first.astype(obs.dtype))
     with pytest.raises(ValueError, match='n_envs=2: .* needs async_env'):
         DQNTrainer(_reacher_config(tmp_path / 'x', n_envs=2))
+
+
+def test_n_step_trainer_replays_discounted_returns_of_each_episode(tmp_path):
+    """n_step=3 on the reacher: every stored return is a discounted sum of at most 3 rewards,
+    each discount a power gamma ** k (k <= 3), and a new config error is clear."""
+    trainer = DQNTrainer(_reacher_config(tmp_path, epochs=1, steps_per_epoch=120,
+                                         learning_starts=10_000, n_eval_episodes=1, n_step=3))
+    trainer.train()
+    state = trainer.replay.state_dict()
+    gamma = trainer.config.gamma
+    powers = np.array([gamma, gamma ** 2, gamma ** 3], np.float32)
+    assert np.all(np.isclose(state['discounts'][:, None], powers[None]).any(axis=1))
+    assert trainer.replay.size >= 120 - 2  # at most n - 1 steps still pending
+    with pytest.raises(ValueError, match='n_step must be >= 1'):
+        DQNTrainer(_reacher_config(tmp_path / 'x', n_step=0))
+    with pytest.raises(ValueError, match='only on the classic task'):
+        DQNTrainer(_reacher_config(tmp_path / 'y', aux_weight=1.0))
 
 
 def test_env_worker_needs_the_wall_clock_budget(tmp_path):

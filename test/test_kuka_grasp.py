@@ -195,3 +195,25 @@ def test_pixel_env_same_seed_same_episode():
     finally:
         env_a.close()
         env_b.close()
+
+
+def test_diverse_env_aux_target_tracks_the_gripper_and_the_nearest_object():
+    """The auxiliary target (privileged, for training only) says where the gripper's target is,
+    the offset to the nearest object in the tray, the height left to descend and the yaw."""
+    from pick_place_rl.sim.kuka_grasp_env import AUX_DIM, AUX_SCALE
+    env = KukaDiverseGraspEnv(n_objects=1, split='test')
+    try:
+        _, info = env.reset(seed=3)
+        first = info['aux_target']
+        assert first.shape == (AUX_DIM,) and first.dtype == np.float32
+        assert np.allclose(first[:2], 0.0) and first[4] == pytest.approx(1.0)
+        obj = env.scene.object_poses()[0, :2]
+        assert np.allclose(first[2:4] * AUX_SCALE, obj - env.target[:2], atol=1e-6)
+        _, _, _, _, info = env.step(2)  # +x
+        moved = info['aux_target']
+        assert moved[0] == pytest.approx(env.config.xy_step / AUX_SCALE) and moved[1] == 0.0
+        assert moved[4] < first[4]
+        _, _, _, _, info = env.step(6)  # +yaw
+        assert info['aux_target'][5] == pytest.approx(env.config.yaw_step / (np.pi / 2))
+    finally:
+        env.close()

@@ -6,6 +6,7 @@ episode *terminated*, not truncated by a time limit) do not bootstrap.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 import copy
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -22,16 +23,27 @@ class DQNBatch(NamedTuple):
     rewards: torch.Tensor       # float32 (B,)
     next_obs: torch.Tensor
     dones: torch.Tensor         # float32 (B,), 1 = terminated (no bootstrap)
+    aux: torch.Tensor | None = None  # float32 (B, k): auxiliary regression targets of obs
+    #: float32 (B,): discount of each bootstrap (gamma ** n of an n-step transition); None =
+    #: one-step transitions, discounted by the agent's gamma
+    discounts: torch.Tensor | None = None
 
 
 class TransitionReplay:
     """Ring buffer of (obs, action, reward, next_obs, done); observations keep their dtype
-    (uint8 images stay uint8, 4x smaller than float)."""
+    (uint8 images stay uint8, 4x smaller than float). With ``aux_dim`` > 0 each transition
+    also keeps a float32 vector of auxiliary targets for ``obs``; with ``discounts`` the
+    discount of its bootstrap (n-step transitions, see :func:`fold_n_step`)."""
 
-    def __init__(self, capacity: int, obs_shape: tuple[int, ...], obs_dtype=np.float32) -> None:
+    def __init__(self, capacity: int, obs_shape: tuple[int, ...], obs_dtype=np.float32,
+                 aux_dim: int = 0, discounts: bool = False) -> None:
         if capacity < 1:
             raise ValueError(f'replay capacity must be >= 1, got {capacity}')
         self.capacity = capacity
+        self.aux_dim = aux_dim
+        self.aux = np.zeros((capacity, aux_dim), np.float32)
+        self.with_discounts = discounts
+        self.discounts = np.zeros(capacity if discounts else 0, np.float32)
         self.obs = np.zeros((capacity, *obs_shape), obs_dtype)
         self.next_obs = np.zeros((capacity, *obs_shape), obs_dtype)
         self.actions = np.zeros(capacity, np.int64)
@@ -41,8 +53,17 @@ class TransitionReplay:
         self.size = 0
 
     def add(self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray,
-            done: bool) -> None:
+            done: bool, aux: np.ndarray | None = None, discount: float | None = None) -> None:
         i = self.pos
+        if self.with_discounts:
+            if discount is None:
+                raise ValueError('this replay keeps a discount per transition, got none')
+            self.discounts[i] = discount
+        if self.aux_dim:
+            if aux is None or np.shape(aux) != (self.aux_dim,):
+                raise ValueError(f'this replay keeps {self.aux_dim} auxiliary targets per '
+                                 f'transition, got {None if aux is None else np.shape(aux)}')
+            self.aux[i] = aux
         self.obs[i], self.next_obs[i] = obs, next_obs
         self.actions[i], self.rewards[i], self.dones[i] = action, reward, float(done)
         self.pos = (self.pos + 1) % self.capacity
@@ -54,20 +75,38 @@ class TransitionReplay:
         idx = rng.integers(0, self.size, batch_size)
         return DQNBatch(torch.from_numpy(self.obs[idx]), torch.from_numpy(self.actions[idx]),
                         torch.from_numpy(self.rewards[idx]), torch.from_numpy(self.next_obs[idx]),
-                        torch.from_numpy(self.dones[idx]))
+                        torch.from_numpy(self.dones[idx]),
+                        torch.from_numpy(self.aux[idx]) if self.aux_dim else None,
+                        torch.from_numpy(self.discounts[idx]) if self.with_discounts else None)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         n = self.size
-        return {'obs': self.obs[:n], 'next_obs': self.next_obs[:n],
-                'actions': self.actions[:n], 'rewards': self.rewards[:n],
-                'dones': self.dones[:n], 'pos': np.array(self.pos)}
+        state = {'obs': self.obs[:n], 'next_obs': self.next_obs[:n],
+                 'actions': self.actions[:n], 'rewards': self.rewards[:n],
+                 'dones': self.dones[:n], 'pos': np.array(self.pos)}
+        if self.aux_dim:
+            state['aux'] = self.aux[:n]
+        if self.with_discounts:
+            state['discounts'] = self.discounts[:n]
+        return state
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         n = len(state['actions'])
         if n > self.capacity or state['obs'].shape[1:] != self.obs.shape[1:]:
             raise ValueError(f'replay snapshot of {n} x {state["obs"].shape[1:]} does not fit '
                              f'{self.capacity} x {self.obs.shape[1:]}')
-        for key in ('obs', 'next_obs', 'actions', 'rewards', 'dones'):
+        keys = ('obs', 'next_obs', 'actions', 'rewards', 'dones')
+        if self.aux_dim:
+            if state.get('aux', np.zeros((0, 0))).shape[1:] != (self.aux_dim,):
+                raise ValueError(f'replay snapshot has no {self.aux_dim} auxiliary targets per '
+                                 'transition (saved by a run without the auxiliary loss?)')
+            keys += ('aux',)
+        if self.with_discounts:
+            if 'discounts' not in state:
+                raise ValueError('replay snapshot has no per-transition discounts (saved by a '
+                                 'run with one-step targets?)')
+            keys += ('discounts',)
+        for key in keys:
             getattr(self, key)[:n] = state[key]
         self.size = n
         self.pos = int(state['pos']) % self.capacity
@@ -88,10 +127,27 @@ class LinearSchedule:
         return self.start + frac * (self.end - self.start)
 
 
+def fold_n_step(window: Sequence[tuple], gamma: float) -> tuple:
+    """Consecutive transitions ``(obs, action, reward, next_obs, terminated, ...)`` as one.
+
+    Returns ``(obs, action, sum_k gamma**k r_k, last next_obs, terminated, gamma**len)`` with
+    the extras of the first transition after ``obs`` and ``action`` kept in place. An n-step
+    target reaches a reward n steps away in one update instead of n rounds of bootstrapping;
+    with n at least the episode length it is the Monte Carlo return, and no bootstrap (no
+    next-state pass) is needed at all.
+    """
+    if not window:
+        raise ValueError('cannot fold an empty window of transitions')
+    ret = sum(gamma ** k * float(t[2]) for k, t in enumerate(window))
+    first, last = window[0], window[-1]
+    return (first[0], first[1], ret, last[3], bool(last[4]), gamma ** len(window), *first[5:])
+
+
 def td_targets(q_next_online: torch.Tensor, q_next_target: torch.Tensor,
-               rewards: torch.Tensor, dones: torch.Tensor, gamma: float,
+               rewards: torch.Tensor, dones: torch.Tensor, gamma: float | torch.Tensor,
                double: bool = True) -> torch.Tensor:
-    """One-step targets ``r + gamma * (1 - done) * Q_target(s', a')``.
+    """Targets ``r + gamma * (1 - done) * Q_target(s', a')``; ``gamma`` is a float for one-step
+    transitions or a (B,) tensor of each transition's discount (``gamma ** n``, n-step).
 
     Double DQN: ``a' = argmax Q_online(s', .)``; plain DQN: ``a' = argmax Q_target(s', .)``.
     """
@@ -115,6 +171,8 @@ class DQNParams:
     #: bfloat16 autocast of the update's forward/backward passes (CPU); the net's output layer
     #: should stay float32 (see :class:`~pick_place_rl.core.networks.FP32Linear`)
     bf16: bool = False
+    #: weight of the auxiliary regression loss (nets with ``forward_aux``, batches with ``aux``)
+    aux_weight: float = 0.0
 
 
 class DQNAgent:
@@ -150,23 +208,34 @@ class DQNAgent:
 
     def _update(self, batch: DQNBatch) -> dict[str, float]:
         p = self.params
-        q = self.online(batch.obs).gather(1, batch.actions[:, None]).squeeze(1)
+        with_aux = p.aux_weight > 0.0 and batch.aux is not None
+        if with_aux:
+            q_all, aux_pred = self.online.forward_aux(batch.obs)
+        else:
+            q_all = self.online(batch.obs)
+        q = q_all.gather(1, batch.actions[:, None]).squeeze(1)
+        gamma = p.gamma if batch.discounts is None else batch.discounts
         with torch.no_grad():
-            if p.gamma > 0.0:
+            if p.gamma > 0.0 and bool(torch.any(gamma * (1.0 - batch.dones) > 0.0)):
                 next_target = self.target(batch.next_obs)
                 next_online = self.online(batch.next_obs) if p.double else next_target
-                y = td_targets(next_online, next_target, batch.rewards, batch.dones, p.gamma,
+                y = td_targets(next_online, next_target, batch.rewards, batch.dones, gamma,
                                p.double)
-            else:  # one-step (bandit) targets: no next-state pass needed
+            else:  # nothing bootstraps (bandit or Monte Carlo targets): no next-state pass
                 y = batch.rewards
         loss = F.huber_loss(q, y, delta=p.huber_delta)
+        info = {'loss': loss.item(), 'q_mean': q.detach().mean().item()}
+        if with_aux:
+            aux_loss = F.huber_loss(aux_pred.float(), batch.aux, delta=p.huber_delta)
+            info['aux_loss'] = aux_loss.item()
+            loss = loss + p.aux_weight * aux_loss
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if p.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.online.parameters(), p.grad_clip)
         self.optimizer.step()
         self.updates += 1
-        return {'loss': loss.item(), 'q_mean': q.detach().mean().item()}
+        return info
 
     @torch.no_grad()
     def update_target(self) -> None:
@@ -211,7 +280,7 @@ def random_shift_batch(batch: DQNBatch, pad: int, rng: np.random.Generator) -> D
         padded = np.pad(x, widths, mode='edge')
         return torch.from_numpy(np.ascontiguousarray(padded[which, rows, cols]))
 
-    return DQNBatch(shift(obs), batch.actions, batch.rewards, shift(next_obs), batch.dones)
+    return batch._replace(obs=shift(obs), next_obs=shift(next_obs))
 
 
 def augment_qmap_batch(batch: DQNBatch, n_yaw: int, rng: np.random.Generator) -> DQNBatch:
@@ -254,4 +323,4 @@ def augment_qmap_batch(batch: DQNBatch, n_yaw: int, rng: np.random.Generator) ->
             c, k = s - 1 - c, (n_yaw - k) % n_yaw
         row[i], col[i], yaw[i] = r, c, k
     actions = (yaw * s + row) * s + col
-    return DQNBatch(obs, actions, batch.rewards, next_obs, batch.dones)
+    return batch._replace(obs=obs, actions=actions, next_obs=next_obs)

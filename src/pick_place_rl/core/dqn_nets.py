@@ -21,12 +21,16 @@ class ConvQNet(nn.Module):
     """The classic grasping Q-net: uint8 RGB (B, H, W, 3) -> Q of the discrete moves.
 
     Three strided convolutions and a 256-unit layer: small enough for thousands of updates per
-    minute on one CPU core at 48x48.
+    minute on one CPU core at 48x48. With ``aux_dim`` > 0 a linear head on the 256 units
+    regresses auxiliary targets (:meth:`forward_aux`, training only): it makes the shared
+    features learn where the gripper and the objects are from every frame, not from the one
+    lift bit per episode.
     """
 
-    def __init__(self, image_size: int = 48, n_actions: int = 7, width: int = 32) -> None:
+    def __init__(self, image_size: int = 48, n_actions: int = 7, width: int = 32,
+                 aux_dim: int = 0) -> None:
         super().__init__()
-        self.image_size, self.n_actions = image_size, n_actions
+        self.image_size, self.n_actions, self.aux_dim = image_size, n_actions, aux_dim
         self.features = nn.Sequential(
             nn.Conv2d(3, width, 5, stride=2, padding=2), nn.ReLU(),
             nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU(),
@@ -37,10 +41,19 @@ class ConvQNet(nn.Module):
         # The output layer stays float32 under bfloat16 autocast: Q in [0, 1] needs finer steps
         # than bfloat16's 8-bit mantissa between actions (same state_dict as nn.Linear).
         self.head = nn.Sequential(nn.Linear(n, 256), nn.ReLU(), FP32Linear(256, n_actions))
+        self.aux_head = FP32Linear(256, aux_dim) if aux_dim else None
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         x = obs.permute(0, 3, 1, 2).float() / 255.0
         return self.head(self.features(x))
+
+    def forward_aux(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q-values and the auxiliary head's predictions, from one pass of the features."""
+        if self.aux_head is None:
+            raise ValueError('this ConvQNet has no auxiliary head (aux_dim=0)')
+        x = obs.permute(0, 3, 1, 2).float() / 255.0
+        hidden = self.head[1](self.head[0](self.features(x)))
+        return self.head[2](hidden), self.aux_head(hidden)
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
@@ -97,7 +110,8 @@ class MLPQNet(nn.Module):
 def build_net(kind: str, spec: dict) -> nn.Module:
     """Network of ``kind`` from the shapes in a checkpoint's ``spec``."""
     if kind == KIND_CONV:
-        return ConvQNet(spec['image_size'], spec['n_actions'], spec.get('width', 32))
+        return ConvQNet(spec['image_size'], spec['n_actions'], spec.get('width', 32),
+                        spec.get('aux_dim', 0))
     if kind == KIND_QMAP:
         return QMapNet(spec['image_size'], spec['in_channels'], spec['n_yaw'],
                        spec.get('width', 16))

@@ -38,6 +38,10 @@ from pick_place_rl.sim.kuka_scene import (
 #: (dx, dy, dyaw) per discrete action of the classic task, in units of (xy_step, yaw_step).
 DIVERSE_ACTIONS = ((0, 0, 0), (-1, 0, 0), (1, 0, 0), (0, -1, 0), (0, 1, 0), (0, 0, -1),
                    (0, 0, 1))
+#: Length of :meth:`KukaDiverseGraspEnv.aux_target`.
+AUX_DIM = 6
+#: Scale (m) of the auxiliary target's positions: a 6 cm move is 0.6 of a unit.
+AUX_SCALE = 0.1
 #: A pose that swings the arm out of the overhead camera's view.
 PARK_ARM = (1.6, 0.0, -0.011401, -1.589317, 0.005379, 1.137684, -0.006539)
 
@@ -151,7 +155,8 @@ class KukaDiverseGraspEnv(_KukaEnvBase):
     """Classic diverse-object grasping: 48x48 RGB in, 7 discrete moves, reward 1 on lift.
 
     Observation: uint8 (H, W, 3) from the oblique camera of the classic task. ``info``:
-    ``is_success`` (after the grasp attempt), ``objects`` (random_urdfs indices in the tray).
+    ``is_success`` (after the grasp attempt), ``objects`` (random_urdfs indices in the tray),
+    ``aux_target`` (the simulator's view of the frame's state, see :meth:`aux_target`).
     """
 
     def __init__(self, config: DiverseGraspConfig = DiverseGraspConfig(), **overrides) -> None:
@@ -170,6 +175,32 @@ class KukaDiverseGraspEnv(_KukaEnvBase):
         size = self.config.image_size
         return self.scene.render(self.camera, size, size)[0]
 
+    def nearest_object_xy(self) -> np.ndarray:
+        """World xy of the object nearest the gripper's target among those still in the tray
+        (all objects once none is): the object a grasp here is most likely to take."""
+        poses = self.scene.object_poses()[:, :2]
+        inside = self.scene.in_tray()
+        objects = poses[inside] if inside else poses
+        return objects[int(np.argmin(np.linalg.norm(objects - self.target[:2], axis=1)))]
+
+    def aux_target(self) -> np.ndarray:
+        """What the frame shows, in numbers: float32 ``(AUX_DIM,)``.
+
+        Gripper target xy from the workspace centre and the offset from it to the nearest
+        object (both in units of ``AUX_SCALE``), the height left to descend (1 at the start, 0
+        at the grasp) and the yaw (in units of pi/2). A learner may regress these from the
+        frame as an auxiliary task (privileged in sim, never an input): the lift label alone
+        is one bit per episode, too little to learn where the gripper and the objects are.
+        """
+        c = self.config
+        scene = self.scene.config
+        centre = (np.array(scene.workspace_low) + np.array(scene.workspace_high)) / 2
+        here = self.target[:2]
+        height = (self.target[2] - c.grasp_height) / (c.start_height - c.grasp_height)
+        return np.concatenate([(here - centre) / AUX_SCALE,
+                               (self.nearest_object_xy() - here) / AUX_SCALE,
+                               [height, self.yaw / (math.pi / 2)]]).astype(np.float32)
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         c = self.config
@@ -182,7 +213,7 @@ class KukaDiverseGraspEnv(_KukaEnvBase):
         self.yaw = 0.0
         s.reset_robot(s.ik(self.target))
         self.steps = 0
-        return self._obs(), {'objects': ids}
+        return self._obs(), {'objects': ids, 'aux_target': self.aux_target()}
 
     def step(self, action):
         c = self.config
@@ -204,7 +235,8 @@ class KukaDiverseGraspEnv(_KukaEnvBase):
             reward = 1.0 if lifted else 0.0
         terminated = bool(attempted)
         truncated = bool(not attempted and self.steps >= c.max_steps)
-        info = {'is_success': reward > 0, 'attempted': bool(attempted)}
+        info = {'is_success': reward > 0, 'attempted': bool(attempted),
+                'aux_target': self.aux_target()}
         return self._obs(), reward, terminated, truncated, info
 
     def render(self) -> np.ndarray:

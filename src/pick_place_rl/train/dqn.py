@@ -10,6 +10,7 @@ TensorBoard/CSV row, ``qnet_best.pt`` (best evaluation so far), and at the end `
 """
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -34,12 +35,14 @@ from pick_place_rl.core.dqn import (
     augment_qmap_batch,
     DQNAgent,
     DQNParams,
+    fold_n_step,
     LinearSchedule,
     random_shift_batch,
     TransitionReplay,
 )
 from pick_place_rl.core.dqn_nets import build_net, KIND_CONV, KIND_MLP, KIND_QMAP
 from pick_place_rl.core.seeding import seed_everything
+from pick_place_rl.sim.kuka_grasp_env import AUX_DIM
 from pick_place_rl.sim.registry import check_env_id
 from pick_place_rl.train.ddpg_her import time_to_thresholds
 from pick_place_rl.train.progress import TrainLogger
@@ -80,6 +83,9 @@ class DQNConfig:
     train_every: int = field(1, 'one gradient step every N env steps')
     lr: float = field(5e-4, 'Adam learning rate')
     gamma: float = field(0.9, 'discount; 0 = one-step (bandit) targets')
+    n_step: int = field(1, 'n-step returns: rewards of the next n steps, then a bootstrap; '
+                           '>= the episode length = Monte Carlo returns (no bootstrap, and no '
+                           'next-state pass in the update)')
     double: bool = field(True, 'Double DQN targets (online net picks, target net values)')
     huber_delta: float = field(1.0, 'Huber loss threshold')
     tau: float = field(1.0, 'target update weight on the online net (1 = hard copy)')
@@ -104,6 +110,9 @@ class DQNConfig:
                                  'mirror/transpose of the image (yaw mapped to match); classic '
                                  'task: on frames shifted by up to shift_pad pixels')
     shift_pad: int = field(4, 'classic task with augment: largest random shift in pixels')
+    aux_weight: float = field(0.0, 'classic task: weight of an auxiliary loss that regresses '
+                                   "the env's aux_target (gripper and nearest-object "
+                                   'positions) from the frame; 0 = off')
     tensorboard: bool = field(True, 'write TensorBoard scalars to out_dir/tb')
     progress: bool = field(True, 'show a progress bar')
 
@@ -163,7 +172,10 @@ def net_spec(config: DQNConfig, env: gym.Env) -> dict:
     obs_shape = env.observation_space.shape
     n_actions = int(env.action_space.n)
     if kind == KIND_CONV:
-        return {'image_size': obs_shape[0], 'n_actions': n_actions, 'width': config.width}
+        spec = {'image_size': obs_shape[0], 'n_actions': n_actions, 'width': config.width}
+        if config.aux_weight > 0.0:
+            spec['aux_dim'] = AUX_DIM
+        return spec
     if kind == KIND_QMAP:
         return {'image_size': obs_shape[1], 'in_channels': obs_shape[0],
                 'n_yaw': env.config.n_yaw, 'width': config.width, 'n_actions': n_actions}
@@ -186,6 +198,12 @@ class DQNTrainer:
         if config.async_env and config.budget_clock == 'cpu':
             raise ValueError("async_env needs budget_clock 'wall': the CPU clock counts this "
                              "process only, not the env worker's physics")
+        if config.aux_weight < 0.0 or (config.aux_weight > 0.0
+                                       and ENV_NETS.get(config.env_id) != KIND_CONV):
+            raise ValueError(f'aux_weight={config.aux_weight}: must be >= 0, and > 0 only on '
+                             'the classic task (its env reports aux_target)')
+        if config.n_step < 1:
+            raise ValueError(f'n_step must be >= 1, got {config.n_step}')
         if config.n_envs < 1 or (config.n_envs > 1 and not config.async_env):
             raise ValueError(f'n_envs={config.n_envs}: must be >= 1, and > 1 needs async_env '
                              '(in-process envs would only take turns)')
@@ -199,14 +217,17 @@ class DQNTrainer:
         self.kind = ENV_NETS[config.env_id]
         self.spec = {**net_spec(config, self.eval_env), 'env_id': config.env_id}
         params = DQNParams(lr=config.lr, gamma=config.gamma, double=config.double,
-                           huber_delta=config.huber_delta, tau=config.tau, bf16=config.bf16)
+                           huber_delta=config.huber_delta, tau=config.tau, bf16=config.bf16,
+                           aux_weight=config.aux_weight)
         self.agent = DQNAgent(build_net(self.kind, self.spec), params)
         space = self.eval_env.observation_space
         # Float images are stored as float16: half the memory, ample for [0, 1] colours and
         # heights in metres.
         store = np.float16 if (space.dtype == np.float32 and len(space.shape) == 3) else \
             space.dtype
-        self.replay = TransitionReplay(config.buffer_size, space.shape, store)
+        self.aux_dim = int(self.spec.get('aux_dim', 0))
+        self.replay = TransitionReplay(config.buffer_size, space.shape, store, self.aux_dim,
+                                       discounts=config.n_step > 1)
         self.epsilon = LinearSchedule(config.eps_start, config.eps_end, config.eps_decay_steps)
         self.per_step_success = bool(getattr(self.eval_env, 'success_per_step', False))
         self.epoch = 0
@@ -218,6 +239,9 @@ class DQNTrainer:
         self.history: list[dict] = []
         # The observation each training env is at; None = start a new episode there.
         self.obs: list[np.ndarray | None] = [None] * config.n_envs
+        self.aux: list[np.ndarray | None] = [None] * config.n_envs  # aux_target of self.obs
+        # Each env's last steps not yet in the replay (n-step returns need the steps after).
+        self.pending: list[deque] = [deque() for _ in range(config.n_envs)]
         self.recent: list[float] = []
         # Hooks for a host such as the trainer node (same contract as the DDPG+HER trainer),
         # called in the training thread: on_cycle() every ``CYCLE_STEPS`` env steps,
@@ -303,8 +327,9 @@ class DQNTrainer:
                     # Every episode has its own seed: a resumed run continues the sequence.
                     seed = int(c.seed * 1_000_003 + self.episodes_started)
                     self.episodes_started += 1
-                    self.obs[i] = (self.workers[i].reset(seed) if self.workers else
-                                   self.env.reset(seed=seed)[0])
+                    self.obs[i], info = (self.workers[i].reset(seed) if self.workers else
+                                         self.env.reset(seed=seed))
+                    self.aux[i] = info.get('aux_target')
                 eps = self.epsilon(self.env_steps + i)
                 if self.env_steps + i < c.learning_starts or self.rng.random() < eps:
                     actions.append(self.random_action(self.obs[i]))
@@ -321,7 +346,8 @@ class DQNTrainer:
             else:
                 results = [self.env.step(actions[0])]
             for i, (next_obs, reward, terminated, truncated, info) in enumerate(results):
-                self.replay.add(self.obs[i], actions[i], reward, next_obs, terminated)
+                self._store(i, (self.obs[i], actions[i], reward, next_obs, terminated,
+                                self.aux[i]), terminated or truncated)
                 self.env_steps += 1
                 if self.per_step_success:
                     self.recent.append(float(info.get('is_success', False)))
@@ -331,11 +357,23 @@ class DQNTrainer:
                         self.recent.append(float(info.get('is_success', False)))
                     self.obs[i] = None
                 else:
-                    self.obs[i] = next_obs
+                    self.obs[i], self.aux[i] = next_obs, info.get('aux_target')
                 if not self.workers:
                     losses = self._learn(self.env_steps, losses)
             taken += n
         return losses
+
+    def _store(self, i: int, transition: tuple, episode_over: bool) -> None:
+        """Queue env ``i``'s transition; replay the n-step transitions that are complete."""
+        n, gamma = self.config.n_step, self.config.gamma
+        pending = self.pending[i]
+        pending.append(transition)
+        while len(pending) >= n or (episode_over and pending):
+            obs, action, ret, next_obs, done, discount, aux = fold_n_step(
+                list(pending)[:n], gamma)
+            self.replay.add(obs, action, ret, next_obs, done, aux,
+                            discount if n > 1 else None)
+            pending.popleft()
 
     def _learn(self, env_steps: int, losses: dict[str, float]) -> dict[str, float]:
         """One gradient step when ``env_steps`` (counting the step just taken) is due one."""
@@ -453,19 +491,23 @@ class EnvWorker:
         self.vec = gym.vector.AsyncVectorEnv(
             [env_fn], context='spawn', autoreset_mode=gym.vector.AutoresetMode.DISABLED)
 
-    def reset(self, seed: int) -> np.ndarray:
-        obs, _ = self.vec.reset(seed=[seed])
-        return obs[0]
+    def reset(self, seed: int) -> tuple[np.ndarray, dict]:
+        obs, info = self.vec.reset(seed=[seed])
+        return obs[0], self._mine(info)
 
     def step_async(self, action: int) -> None:
         self.vec.step_async(np.array([action]))
 
     def step_wait(self) -> tuple[np.ndarray, float, bool, bool, dict]:
         obs, reward, terminated, truncated, info = self.vec.step_wait()
+        return (obs[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]),
+                self._mine(info))
+
+    @staticmethod
+    def _mine(info: dict) -> dict:
         # A vector env's info holds arrays, with a '_key' mask of which envs set each key.
-        mine = {k: v[0] for k, v in info.items()
+        return {k: v[0] for k, v in info.items()
                 if not k.startswith('_') and bool(info.get('_' + k, [True])[0])}
-        return obs[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), mine
 
     def close(self) -> None:
         self.vec.close()
