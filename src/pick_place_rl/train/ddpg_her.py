@@ -28,6 +28,7 @@ from pick_place_rl.core.checkpoint import (
     save_checkpoint,
 )
 from pick_place_rl.core.config import field, to_dict
+from pick_place_rl.core.cpu_features import resolve_bf16
 from pick_place_rl.core.ddpg import DDPGAgent, DDPGParams
 from pick_place_rl.core.her import HerSampler
 from pick_place_rl.core.policy import KIND
@@ -76,7 +77,8 @@ class DDPGHerConfig:
     n_eval_episodes: int = field(32, 'deterministic evaluation episodes per epoch')
     eval_seed: int = field(1_000_000, 'first seed of the evaluation episodes (fixed per epoch)')
     final_eval_episodes: int = field(100, 'deterministic episodes of the final evaluation')
-    bf16: bool = field(True, 'bfloat16 autocast for hidden layers of the update (CPU)')
+    bf16: bool = field(True, 'bfloat16 autocast for hidden layers of the update (CPU); used '
+                             'only where the CPU has native bfloat16, else float32 and a warning')
     torch_threads: int = field(1, 'torch intra-op threads')
     async_envs: bool = field(True, 'step the training envs in worker processes while the '
                                    'learner updates (overlaps simulation and learning)')
@@ -142,7 +144,8 @@ def make_agent(config: DDPGHerConfig, env: gym.Env) -> DDPGAgent:
     params = DDPGParams(hidden=config.hidden, layers=config.layers, lr_actor=config.lr_actor,
                         lr_critic=config.lr_critic, gamma=config.gamma, tau=config.tau,
                         action_l2=config.action_l2, clip_target_q=config.clip_target_q,
-                        max_action=float(act_space.high.max()), bf16=config.bf16)
+                        max_action=float(act_space.high.max()),
+                        bf16=resolve_bf16(config.bf16, 'DDPG+HER trainer'))
     return DDPGAgent(space['observation'].shape[-1], space['desired_goal'].shape[-1],
                      act_space.shape[-1], params)
 

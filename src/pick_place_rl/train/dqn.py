@@ -31,6 +31,7 @@ from pick_place_rl.core.checkpoint import (
     to_numpy_tree,
 )
 from pick_place_rl.core.config import field, to_dict
+from pick_place_rl.core.cpu_features import resolve_bf16
 from pick_place_rl.core.dqn import (
     augment_qmap_batch,
     DQNAgent,
@@ -105,7 +106,8 @@ class DQNConfig:
                            '(needs async_env when > 1): with the physics the critical path, '
                            'a second env uses the spare core')
     bf16: bool = field(False, 'classic task: bfloat16 autocast of the updates (CPU), about 2x '
-                              'faster on CPUs with AVX512-BF16')
+                              'faster on CPUs with AVX512-BF16 or AMX; elsewhere float32 and a '
+                              'warning (emulated bf16 is ~9x slower)')
     augment: bool = field(False, 'pixel-wise task: train on each sampled grasp under a random '
                                  'mirror/transpose of the image (yaw mapped to match); classic '
                                  'task: on frames shifted by up to shift_pad pixels')
@@ -217,7 +219,8 @@ class DQNTrainer:
         self.kind = ENV_NETS[config.env_id]
         self.spec = {**net_spec(config, self.eval_env), 'env_id': config.env_id}
         params = DQNParams(lr=config.lr, gamma=config.gamma, double=config.double,
-                           huber_delta=config.huber_delta, tau=config.tau, bf16=config.bf16,
+                           huber_delta=config.huber_delta, tau=config.tau,
+                           bf16=resolve_bf16(config.bf16, 'DQN trainer'),
                            aux_weight=config.aux_weight)
         self.agent = DQNAgent(build_net(self.kind, self.spec), params)
         space = self.eval_env.observation_space
