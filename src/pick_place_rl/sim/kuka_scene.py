@@ -309,6 +309,11 @@ class KukaScene:
         poses = self.object_poses()
         return [k for k in range(len(poses)) if poses[k, 2] > self.config.lift_height]
 
+    def touching_robot(self) -> list[int]:
+        """Positions in :attr:`objects` of objects in contact with any link of the robot."""
+        return [k for k, o in enumerate(self.objects)
+                if self.p.getContactPoints(bodyA=self.robot, bodyB=o)]
+
     def in_tray(self) -> list[int]:
         """Objects still resting low in the tray (not lifted, not fallen to the floor)."""
         poses = self.object_poses()
