@@ -134,6 +134,16 @@ def test_aux_head_learns_its_targets_and_the_export_serves_q_only(tmp_path):
     save_checkpoint(tmp_path / 'q.pt', KIND_CONV, {}, spec, {'online': net.state_dict()})
     policy = GraspPolicy(tmp_path / 'q.pt', KIND_CONV)
     assert policy.q_values(frames[0].numpy()).shape == (7,)
+    # CoordConv: the same frame at another place in the image reads differently even where a
+    # plain conv's features would only move; the file round-trips through serving
+    coord = ConvQNet(48, 7, 8, aux_dim=2, coords=True)
+    assert coord.features[0].in_channels == 5
+    spec = {**spec, 'coords': True}
+    save_checkpoint(tmp_path / 'c.pt', KIND_CONV, {}, spec, {'online': coord.state_dict()})
+    with torch.no_grad():
+        expected = coord(frames[:1])[0].numpy()
+    np.testing.assert_allclose(GraspPolicy(tmp_path / 'c.pt', KIND_CONV).q_values(
+        frames[0].numpy()), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_soft_target_update_weights_the_online_net_by_tau():
@@ -322,6 +332,8 @@ def test_n_step_trainer_replays_discounted_returns_of_each_episode(tmp_path):
         DQNTrainer(_reacher_config(tmp_path / 'x', n_step=0))
     with pytest.raises(ValueError, match='only on the classic task'):
         DQNTrainer(_reacher_config(tmp_path / 'y', aux_weight=1.0))
+    with pytest.raises(ValueError, match='coord_conv is for the classic conv net'):
+        DQNTrainer(_reacher_config(tmp_path / 'z', coord_conv=True))
 
 
 def test_env_worker_needs_the_wall_clock_budget(tmp_path):
@@ -382,3 +394,26 @@ def test_bf16_is_refused_for_the_pixel_net(tmp_path):
     from pick_place_rl.train.dqn import DQNPixelConfig
     with pytest.raises(ValueError, match='bf16 is implemented for the classic conv net only'):
         DQNTrainer(DQNPixelConfig(bf16=True, out_dir=str(tmp_path)))
+
+
+def test_classic_trainer_with_aux_loss_and_monte_carlo_returns_resumes(tmp_path):
+    """The classic task with the auxiliary head and Monte Carlo returns, its env in a worker
+    process: every replayed transition carries the env's aux_target of its frame and a
+    discount (terminal, so nothing bootstraps); the checkpoint resumes with both."""
+    from pick_place_rl.sim.kuka_grasp_env import AUX_DIM
+    from pick_place_rl.train.dqn import DQNConfig
+    base = dict(out_dir=str(tmp_path), epochs=1, steps_per_epoch=40, learning_starts=20,
+                batch_size=8, n_eval_episodes=1, n_objects=2, aux_weight=1.0, n_step=8,
+                async_env=True, progress=False, tensorboard=False)
+    trainer = DQNTrainer(DQNConfig(**base))
+    metrics = trainer.train()
+    assert metrics['history'][-1]['aux_loss'] > 0.0
+    state = trainer.replay.state_dict()
+    assert state['aux'].shape == (trainer.replay.size, AUX_DIM)
+    assert trainer.replay.size >= 40 - 7 and np.all(state['dones'][state['rewards'] > 0] == 1)
+    # the first transition of each episode starts at the workspace centre, full height left
+    first = state['aux'][0]
+    assert np.allclose(first[:2], 0.0) and first[4] == pytest.approx(1.0)
+    resumed = DQNTrainer(DQNConfig(**{**base, 'epochs': 2, 'resume': True}))
+    assert resumed.replay.size == trainer.replay.size
+    np.testing.assert_array_equal(resumed.replay.aux[:3], trainer.replay.aux[:3])

@@ -217,3 +217,22 @@ def test_diverse_env_aux_target_tracks_the_gripper_and_the_nearest_object():
         assert info['aux_target'][5] == pytest.approx(env.config.yaw_step / (np.pi / 2))
     finally:
         env.close()
+
+
+def test_diverse_env_aux_object_map_marks_the_object_one_move_away():
+    from pick_place_rl.sim.kuka_grasp_env import AUX_GRID
+    env = KukaDiverseGraspEnv(n_objects=1, split='test')
+    try:
+        env.reset(seed=3)
+        s = env.scene
+        body = s.objects[0]
+        pos, orn = pb.getBasePositionAndOrientation(body, physicsClientId=s.p.id)
+        # one move (+x) and two (-y) from the gripper's start
+        place = env.target[:2] + env.config.xy_step * np.array([1.0, -2.0])
+        pb.resetBasePositionAndOrientation(body, [*place, pos[2]], orn, physicsClientId=s.p.id)
+        s.step(50)
+        grid = env.aux_target()[6:].reshape(AUX_GRID, AUX_GRID)
+        assert np.unravel_index(grid.argmax(), grid.shape) == (4, 1)
+        assert grid.max() > 0.8 and grid[3, 3] < 0.01
+    finally:
+        env.close()

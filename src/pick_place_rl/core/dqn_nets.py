@@ -28,30 +28,42 @@ class ConvQNet(nn.Module):
     """
 
     def __init__(self, image_size: int = 48, n_actions: int = 7, width: int = 32,
-                 aux_dim: int = 0) -> None:
+                 aux_dim: int = 0, coords: bool = False) -> None:
         super().__init__()
         self.image_size, self.n_actions, self.aux_dim = image_size, n_actions, aux_dim
+        # CoordConv (Liu et al., 2018): two input channels holding each pixel's row and column
+        # in [-1, 1], so the filters can tell where in the frame they are, not only what.
+        self.coords = coords
+        if coords:
+            ramp = torch.linspace(-1.0, 1.0, image_size)
+            grid = torch.stack(torch.meshgrid(ramp, ramp, indexing='ij'))[None]
+            self.register_buffer('coord_grid', grid, persistent=False)
         self.features = nn.Sequential(
-            nn.Conv2d(3, width, 5, stride=2, padding=2), nn.ReLU(),
+            nn.Conv2d(5 if coords else 3, width, 5, stride=2, padding=2), nn.ReLU(),
             nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
             nn.Flatten())
         with torch.no_grad():
-            n = self.features(torch.zeros(1, 3, image_size, image_size)).shape[1]
+            n = self.features(torch.zeros(1, 5 if coords else 3, image_size, image_size)).shape[1]
         # The output layer stays float32 under bfloat16 autocast: Q in [0, 1] needs finer steps
         # than bfloat16's 8-bit mantissa between actions (same state_dict as nn.Linear).
         self.head = nn.Sequential(nn.Linear(n, 256), nn.ReLU(), FP32Linear(256, n_actions))
         self.aux_head = FP32Linear(256, aux_dim) if aux_dim else None
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+    def _input(self, obs: torch.Tensor) -> torch.Tensor:
         x = obs.permute(0, 3, 1, 2).float() / 255.0
-        return self.head(self.features(x))
+        if self.coords:
+            x = torch.cat([x, self.coord_grid.expand(len(x), -1, -1, -1)], 1)
+        return x
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(self._input(obs)))
 
     def forward_aux(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Q-values and the auxiliary head's predictions, from one pass of the features."""
         if self.aux_head is None:
             raise ValueError('this ConvQNet has no auxiliary head (aux_dim=0)')
-        x = obs.permute(0, 3, 1, 2).float() / 255.0
+        x = self._input(obs)
         hidden = self.head[1](self.head[0](self.features(x)))
         return self.head[2](hidden), self.aux_head(hidden)
 
@@ -111,7 +123,7 @@ def build_net(kind: str, spec: dict) -> nn.Module:
     """Network of ``kind`` from the shapes in a checkpoint's ``spec``."""
     if kind == KIND_CONV:
         return ConvQNet(spec['image_size'], spec['n_actions'], spec.get('width', 32),
-                        spec.get('aux_dim', 0))
+                        spec.get('aux_dim', 0), bool(spec.get('coords', False)))
     if kind == KIND_QMAP:
         return QMapNet(spec['image_size'], spec['in_channels'], spec['n_yaw'],
                        spec.get('width', 16))

@@ -39,9 +39,13 @@ from pick_place_rl.sim.kuka_scene import (
 DIVERSE_ACTIONS = ((0, 0, 0), (-1, 0, 0), (1, 0, 0), (0, -1, 0), (0, 1, 0), (0, 0, -1),
                    (0, 0, 1))
 #: Length of :meth:`KukaDiverseGraspEnv.aux_target`.
-AUX_DIM = 6
+AUX_DIM = 6 + 49
 #: Scale (m) of the auxiliary target's positions: a 6 cm move is 0.6 of a unit.
 AUX_SCALE = 0.1
+#: Cells per side of the auxiliary target's object map around the gripper (one move apart),
+#: and the width (m) of each object's mark in it.
+AUX_GRID = 7
+AUX_GRID_SIGMA = 0.03
 #: A pose that swings the arm out of the overhead camera's view.
 PARK_ARM = (1.6, 0.0, -0.011401, -1.589317, 0.005379, 1.137684, -0.006539)
 
@@ -203,9 +207,14 @@ class KukaDiverseGraspEnv(_KukaEnvBase):
 
         Gripper target xy from the workspace centre and the offset from it to the nearest
         object (both in units of ``AUX_SCALE``), the height left to descend (1 at the start, 0
-        at the grasp) and the yaw (in units of pi/2). A learner may regress these from the
+        at the grasp), the yaw (in units of pi/2), then an ``AUX_GRID`` x ``AUX_GRID`` map of
+        the objects in the tray around the gripper: cell (i, j) is ``i - 3`` moves along x and
+        ``j - 3`` along y from it, valued ``exp(-d**2 / (2 sigma**2))`` for the nearest object
+        at distance d (1 on an object, ~0 far from all). A learner may regress these from the
         frame as an auxiliary task (privileged in sim, never an input): the lift label alone
         is one bit per episode, too little to learn where the gripper and the objects are.
+        The map is what a grasp after the next moves would find, without the nearest-object
+        offset's jumps when two objects are about as near.
         """
         c = self.config
         scene = self.scene.config
@@ -214,7 +223,20 @@ class KukaDiverseGraspEnv(_KukaEnvBase):
         height = (self.target[2] - c.grasp_height) / (c.start_height - c.grasp_height)
         return np.concatenate([(here - centre) / AUX_SCALE,
                                (self.nearest_object_xy() - here) / AUX_SCALE,
-                               [height, self.yaw / (math.pi / 2)]]).astype(np.float32)
+                               [height, self.yaw / (math.pi / 2)],
+                               self._object_map(here).ravel()]).astype(np.float32)
+
+    def _object_map(self, here: np.ndarray) -> np.ndarray:
+        poses = self.scene.object_poses()[:, :2]
+        inside = self.scene.in_tray()
+        objects = poses[inside] if inside else np.zeros((0, 2))
+        half = AUX_GRID // 2
+        steps = self.config.xy_step * (np.arange(AUX_GRID) - half)
+        cells = here + np.stack(np.meshgrid(steps, steps, indexing='ij'), -1)  # (G, G, 2)
+        if not len(objects):
+            return np.zeros((AUX_GRID, AUX_GRID))
+        d2 = ((cells[:, :, None, :] - objects[None, None]) ** 2).sum(-1).min(-1)
+        return np.exp(-d2 / (2 * AUX_GRID_SIGMA ** 2))
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)

@@ -115,6 +115,8 @@ class DQNConfig:
     aux_weight: float = field(0.0, 'classic task: weight of an auxiliary loss that regresses '
                                    "the env's aux_target (gripper and nearest-object "
                                    'positions) from the frame; 0 = off')
+    coord_conv: bool = field(False, "classic task: two input channels with each pixel's row "
+                                    'and column (CoordConv), for nets that must say where')
     tensorboard: bool = field(True, 'write TensorBoard scalars to out_dir/tb')
     progress: bool = field(True, 'show a progress bar')
 
@@ -177,6 +179,8 @@ def net_spec(config: DQNConfig, env: gym.Env) -> dict:
         spec = {'image_size': obs_shape[0], 'n_actions': n_actions, 'width': config.width}
         if config.aux_weight > 0.0:
             spec['aux_dim'] = AUX_DIM
+        if config.coord_conv:
+            spec['coords'] = True
         return spec
     if kind == KIND_QMAP:
         return {'image_size': obs_shape[1], 'in_channels': obs_shape[0],
@@ -204,6 +208,8 @@ class DQNTrainer:
                                        and ENV_NETS.get(config.env_id) != KIND_CONV):
             raise ValueError(f'aux_weight={config.aux_weight}: must be >= 0, and > 0 only on '
                              'the classic task (its env reports aux_target)')
+        if config.coord_conv and ENV_NETS.get(config.env_id) != KIND_CONV:
+            raise ValueError(f'coord_conv is for the classic conv net, not {config.env_id}')
         if config.n_step < 1:
             raise ValueError(f'n_step must be >= 1, got {config.n_step}')
         if config.n_envs < 1 or (config.n_envs > 1 and not config.async_env):
