@@ -20,7 +20,7 @@ import torch
 from pick_place_rl.core.cpu_features import native_bf16
 from pick_place_rl.core.dqn import DQNAgent, DQNBatch, DQNParams
 from pick_place_rl.core.dqn_nets import ConvQNet
-from pick_place_rl.sim.kuka_grasp_env import AUX_DIM
+from pick_place_rl.sim.kuka_grasp_env import AUX_DIM, AUX_MASKS
 
 
 def batch(n: int, monte_carlo: bool, aux: bool) -> DQNBatch:
@@ -37,7 +37,7 @@ def main() -> None:
     torch.manual_seed(0)
     for bf16 in (False, True):
         for monte_carlo, aux in ((False, False), (True, False), (True, True)):
-            agent = DQNAgent(ConvQNet(48, 7, 32, AUX_DIM if aux else 0),
+            agent = DQNAgent(ConvQNet(48, 7, 32, AUX_DIM if aux else 0, aux_masks=AUX_MASKS),
                              DQNParams(gamma=0.9, bf16=bf16, aux_weight=1.0 if aux else 0.0))
             b = batch(64, monte_carlo, aux)
             ms = time_ms(partial(agent.update, b), repeat=15, warmup=3)

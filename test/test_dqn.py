@@ -146,6 +146,37 @@ def test_aux_head_learns_its_targets_and_the_export_serves_q_only(tmp_path):
         frames[0].numpy()), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_foveal_net_crops_where_its_point_says_and_learns_the_point(tmp_path):
+    """The foveal Q-net's Q-values depend on the crop around its predicted gripper point; the
+    auxiliary loss moves that point to the target, and the file serves through GraspPolicy."""
+    from pick_place_rl.core.dqn_nets import FovealQNet
+    torch.manual_seed(0)
+    net = FovealQNet(48, 7, 16, aux_dim=2 + 3 + 2 * 144, aux_masks=2)
+    frames = torch.randint(0, 256, (16, 48, 48, 3), dtype=torch.uint8)
+    q, aux = net.forward_aux(frames)
+    assert q.shape == (16, 7) and aux.shape == (16, 293)
+    aux_target = torch.zeros(16, 293)
+    aux_target[:, 3:5] = torch.tensor([0.5, -0.25])  # the gripper point, in [-1, 1]
+    agent = DQNAgent(net, DQNParams(lr=2e-3, gamma=0.0, aux_weight=1.0))
+    batch = DQNBatch(frames, torch.zeros(16, dtype=torch.int64), torch.zeros(16), frames,
+                     torch.ones(16), aux_target)
+    for _ in range(60):
+        agent.update(batch)
+    with torch.no_grad():
+        point = net.forward_aux(frames)[1][:, 3:5]
+    assert torch.allclose(point, aux_target[:, 3:5], atol=0.1), point[:2]
+    spec = {'image_size': 48, 'n_actions': 7, 'width': 16, 'aux_dim': 293, 'aux_masks': 2,
+            'fovea': True}
+    save_checkpoint(tmp_path / 'f.pt', KIND_CONV, {}, spec, {'online': net.state_dict()})
+    policy = GraspPolicy(tmp_path / 'f.pt', KIND_CONV)
+    assert isinstance(policy.net, FovealQNet)
+    with torch.no_grad():
+        np.testing.assert_allclose(policy.q_values(frames[0].numpy()), net(frames[:1])[0],
+                                   rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match='no auxiliary head'):
+        FovealQNet(48, 7, 16).forward_aux(frames)
+
+
 def test_soft_target_update_weights_the_online_net_by_tau():
     online, target = MLPQNet(2, 2, 4), MLPQNet(2, 2, 4)
     agent = DQNAgent(online, DQNParams(tau=0.25))
@@ -334,6 +365,8 @@ def test_n_step_trainer_replays_discounted_returns_of_each_episode(tmp_path):
         DQNTrainer(_reacher_config(tmp_path / 'y', aux_weight=1.0))
     with pytest.raises(ValueError, match='coord_conv is for the classic conv net'):
         DQNTrainer(_reacher_config(tmp_path / 'z', coord_conv=True))
+    with pytest.raises(ValueError, match='fovea needs aux_weight > 0'):
+        DQNTrainer(_reacher_config(tmp_path / 'w', fovea=True))
 
 
 def test_env_worker_needs_the_wall_clock_budget(tmp_path):

@@ -231,8 +231,19 @@ def test_diverse_env_aux_object_map_marks_the_object_one_move_away():
         place = env.target[:2] + env.config.xy_step * np.array([1.0, -2.0])
         pb.resetBasePositionAndOrientation(body, [*place, pos[2]], orn, physicsClientId=s.p.id)
         s.step(50)
-        grid = env.aux_target()[6:].reshape(AUX_GRID, AUX_GRID)
+        grid = env.aux_target()[6:6 + AUX_GRID ** 2].reshape(AUX_GRID, AUX_GRID)
         assert np.unravel_index(grid.argmax(), grid.shape) == (4, 1)
         assert grid.max() > 0.8 and grid[3, 3] < 0.01
+        # the masks: objects and robot at a quarter of the frame's size, from the same render
+        aux = env.aux_target()
+        masks = aux[-2 * 144:].reshape(2, 12, 12)
+        assert 0.0 < masks[0].sum() < 20 and masks[1].sum() > masks[0].sum()
+        assert np.all((masks >= 0.0) & (masks <= 1.0))
+        # the gripper point: where the gripper's target, dropped to the tray, is in the frame;
+        # a move along +x moves it in the frame
+        point = aux[6 + AUX_GRID ** 2:6 + AUX_GRID ** 2 + 2]
+        assert np.all(np.abs(point) < 1.0)
+        _, _, _, _, info = env.step(2)
+        assert np.linalg.norm(info['aux_target'][55:57] - point) > 0.05
     finally:
         env.close()

@@ -28,7 +28,7 @@ class ConvQNet(nn.Module):
     """
 
     def __init__(self, image_size: int = 48, n_actions: int = 7, width: int = 32,
-                 aux_dim: int = 0, coords: bool = False) -> None:
+                 aux_dim: int = 0, coords: bool = False, aux_masks: int = 0) -> None:
         super().__init__()
         self.image_size, self.n_actions, self.aux_dim = image_size, n_actions, aux_dim
         # CoordConv (Liu et al., 2018): two input channels holding each pixel's row and column
@@ -48,7 +48,15 @@ class ConvQNet(nn.Module):
         # The output layer stays float32 under bfloat16 autocast: Q in [0, 1] needs finer steps
         # than bfloat16's 8-bit mantissa between actions (same state_dict as nn.Linear).
         self.head = nn.Sequential(nn.Linear(n, 256), nn.ReLU(), FP32Linear(256, n_actions))
-        self.aux_head = FP32Linear(256, aux_dim) if aux_dim else None
+        # The last aux_masks * (S/4)**2 aux targets are masks at a quarter of the frame size,
+        # predicted by a 1x1 conv on the second conv layer's map (aligned with the frame); the
+        # rest by a linear layer on the 256 units.
+        self.aux_masks = aux_masks
+        n_maps = aux_masks * (image_size // 4) ** 2
+        if aux_dim and n_maps > aux_dim:
+            raise ValueError(f'aux_dim={aux_dim} is smaller than its {n_maps} mask targets')
+        self.aux_head = FP32Linear(256, aux_dim - n_maps) if aux_dim else None
+        self.mask_head = nn.Conv2d(width, aux_masks, 1) if aux_dim and aux_masks else None
 
     def _input(self, obs: torch.Tensor) -> torch.Tensor:
         x = obs.permute(0, 3, 1, 2).float() / 255.0
@@ -64,8 +72,87 @@ class ConvQNet(nn.Module):
         if self.aux_head is None:
             raise ValueError('this ConvQNet has no auxiliary head (aux_dim=0)')
         x = self._input(obs)
-        hidden = self.head[1](self.head[0](self.features(x)))
-        return self.head[2](hidden), self.aux_head(hidden)
+        fmap = self.features[:4](x)  # two strided convs: (B, width, S/4, S/4)
+        hidden = self.head[1](self.head[0](self.features[4:](fmap)))
+        aux = self.aux_head(hidden)
+        if self.mask_head is not None:
+            masks = self.mask_head(fmap).float().flatten(1)
+            aux = torch.cat([aux, masks], 1)
+        return self.head[2](hidden), aux
+
+
+class FovealQNet(nn.Module):
+    """Classic grasping Q-net that looks twice: a small net over the whole frame finds where the
+    gripper is above the tray, and the Q-values come from a crop of the frame around that point
+    (half the frame's width) with the small net's features as context.
+
+    Why: a plain conv net learns where the gripper is and which pixels are objects, but not
+    where the objects are *relative to the gripper*, which is what a grasp needs (supervised
+    on 9,800 frames, it predicted the objects around the gripper no better than a constant).
+    Cropping around the gripper turns that relation into a local pattern, which convolutions
+    learn fast: with the true gripper point, the same probe's error fell from 0.117 to 0.088
+    (constant 0.123), at 2.5x the steps per second. The point is trained by the auxiliary loss
+    (the env's ``gripper_pixel``), never given: at run time the net reads the frame alone.
+
+    ``forward_aux`` returns the auxiliary predictions in the env's ``aux_target`` order:
+    ``aux_dim - 2 - n_masks`` values from the hidden layer, the gripper point, the masks.
+    """
+
+    def __init__(self, image_size: int = 48, n_actions: int = 7, width: int = 32,
+                 aux_dim: int = 0, aux_masks: int = 0, crop_scale: float = 0.5) -> None:
+        super().__init__()
+        if image_size % 8:
+            raise ValueError(f'FovealQNet image_size must be a multiple of 8, got {image_size}')
+        self.image_size, self.n_actions, self.aux_dim = image_size, n_actions, aux_dim
+        self.crop_scale, self.crop = crop_scale, image_size // 2
+        half = width // 2
+        self.locator = nn.Sequential(
+            nn.Conv2d(3, half, 5, stride=2, padding=2), nn.ReLU(),
+            nn.Conv2d(half, half, 3, stride=2, padding=1), nn.ReLU())
+        self.context = nn.Sequential(
+            nn.Conv2d(half, width, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten())
+        n_context = width * (image_size // 8) ** 2
+        self.point = nn.Sequential(nn.Linear(n_context, 64), nn.ReLU(), nn.Linear(64, 2),
+                                   nn.Tanh())
+        self.fovea = nn.Sequential(
+            nn.Conv2d(3, width, 5, stride=2, padding=2), nn.ReLU(),
+            nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten())
+        n_fovea = 2 * width * (self.crop // 8) ** 2
+        self.hidden = nn.Sequential(nn.Linear(n_fovea + n_context, 256), nn.ReLU())
+        self.q = FP32Linear(256, n_actions)
+        n_maps = aux_masks * (image_size // 4) ** 2
+        if aux_dim and aux_dim < n_maps + 2:
+            raise ValueError(f'aux_dim={aux_dim} is smaller than the gripper point and its '
+                             f'{n_maps} mask targets')
+        self.aux_head = FP32Linear(256, aux_dim - 2 - n_maps) if aux_dim else None
+        self.mask_head = nn.Conv2d(half, aux_masks, 1) if aux_dim and aux_masks else None
+
+    def _parts(self, obs: torch.Tensor):
+        x = obs.permute(0, 3, 1, 2).float() / 255.0
+        fmap = self.locator(x)
+        context = self.context(fmap)
+        point = self.point(context).float()
+        theta = torch.zeros(len(x), 2, 3, dtype=x.dtype)
+        theta[:, 0, 0] = theta[:, 1, 1] = self.crop_scale
+        theta[:, :, 2] = point.detach()  # the crop follows the point; the aux loss trains it
+        grid = F.affine_grid(theta, [len(x), 3, self.crop, self.crop], align_corners=False)
+        crop = F.grid_sample(x, grid, padding_mode='border', align_corners=False)
+        hidden = self.hidden(torch.cat([self.fovea(crop), context], 1))
+        return hidden, point, fmap
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.q(self._parts(obs)[0])
+
+    def forward_aux(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q-values and the auxiliary predictions (aux_target order), from one pass."""
+        if self.aux_head is None:
+            raise ValueError('this FovealQNet has no auxiliary head (aux_dim=0)')
+        hidden, point, fmap = self._parts(obs)
+        parts = [self.aux_head(hidden), point]
+        if self.mask_head is not None:
+            parts.append(self.mask_head(fmap).float().flatten(1))
+        return self.q(hidden), torch.cat(parts, 1)
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
@@ -121,9 +208,13 @@ class MLPQNet(nn.Module):
 
 def build_net(kind: str, spec: dict) -> nn.Module:
     """Network of ``kind`` from the shapes in a checkpoint's ``spec``."""
+    if kind == KIND_CONV and spec.get('fovea'):
+        return FovealQNet(spec['image_size'], spec['n_actions'], spec.get('width', 32),
+                          spec.get('aux_dim', 0), spec.get('aux_masks', 0))
     if kind == KIND_CONV:
         return ConvQNet(spec['image_size'], spec['n_actions'], spec.get('width', 32),
-                        spec.get('aux_dim', 0), bool(spec.get('coords', False)))
+                        spec.get('aux_dim', 0), bool(spec.get('coords', False)),
+                        spec.get('aux_masks', 0))
     if kind == KIND_QMAP:
         return QMapNet(spec['image_size'], spec['in_channels'], spec['n_yaw'],
                        spec.get('width', 16))

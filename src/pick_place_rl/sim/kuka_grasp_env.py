@@ -39,13 +39,15 @@ from pick_place_rl.sim.kuka_scene import (
 DIVERSE_ACTIONS = ((0, 0, 0), (-1, 0, 0), (1, 0, 0), (0, -1, 0), (0, 1, 0), (0, 0, -1),
                    (0, 0, 1))
 #: Length of :meth:`KukaDiverseGraspEnv.aux_target`.
-AUX_DIM = 6 + 49
+AUX_DIM = 6 + 49 + 2 + 2 * 12 * 12
 #: Scale (m) of the auxiliary target's positions: a 6 cm move is 0.6 of a unit.
 AUX_SCALE = 0.1
 #: Cells per side of the auxiliary target's object map around the gripper (one move apart),
 #: and the width (m) of each object's mark in it.
 AUX_GRID = 7
 AUX_GRID_SIGMA = 0.03
+#: Channels of the auxiliary target's masks (objects, robot), at a quarter of the frame size.
+AUX_MASKS = 2
 #: A pose that swings the arm out of the overhead camera's view.
 PARK_ARM = (1.6, 0.0, -0.011401, -1.589317, 0.005379, 1.137684, -0.006539)
 
@@ -192,7 +194,13 @@ class KukaDiverseGraspEnv(_KukaEnvBase):
 
     def _obs(self) -> np.ndarray:
         size = self.config.image_size
-        return self.scene.render(self.camera, size, size)[0]
+        rgb, self._seg = self.scene.render_masks(self.camera, size, size)
+        return rgb
+
+    @property
+    def aux_dim(self) -> int:
+        """Length of :meth:`aux_target` (its masks scale with the frame)."""
+        return 6 + AUX_GRID ** 2 + 2 + AUX_MASKS * (self.config.image_size // 4) ** 2
 
     def nearest_object_xy(self) -> np.ndarray:
         """World xy of the object nearest the gripper's target among those still in the tray
@@ -203,7 +211,7 @@ class KukaDiverseGraspEnv(_KukaEnvBase):
         return objects[int(np.argmin(np.linalg.norm(objects - self.target[:2], axis=1)))]
 
     def aux_target(self) -> np.ndarray:
-        """What the frame shows, in numbers: float32 ``(AUX_DIM,)``.
+        """What the frame shows, in numbers: float32 ``(aux_dim,)`` (``AUX_DIM`` at 48x48).
 
         Gripper target xy from the workspace centre and the offset from it to the nearest
         object (both in units of ``AUX_SCALE``), the height left to descend (1 at the start, 0
@@ -214,7 +222,12 @@ class KukaDiverseGraspEnv(_KukaEnvBase):
         frame as an auxiliary task (privileged in sim, never an input): the lift label alone
         is one bit per episode, too little to learn where the gripper and the objects are.
         The map is what a grasp after the next moves would find, without the nearest-object
-        offset's jumps when two objects are about as near.
+        offset's jumps when two objects are about as near. Then where the gripper's target,
+        dropped to the tray floor, appears in the frame: (column, row) in [-1, 1]. Last,
+        ``AUX_MASKS`` masks at a
+        quarter of the frame's size, flattened: the share of each 4x4 block of the last frame
+        that shows an object, then the robot. They are per-pixel labels a conv layer can
+        learn locally, where the positions above need the whole frame.
         """
         c = self.config
         scene = self.scene.config
@@ -224,7 +237,23 @@ class KukaDiverseGraspEnv(_KukaEnvBase):
         return np.concatenate([(here - centre) / AUX_SCALE,
                                (self.nearest_object_xy() - here) / AUX_SCALE,
                                [height, self.yaw / (math.pi / 2)],
-                               self._object_map(here).ravel()]).astype(np.float32)
+                               self._object_map(here).ravel(),
+                               self.gripper_pixel(),
+                               self._masks().ravel()]).astype(np.float32)
+
+    def gripper_pixel(self) -> np.ndarray:
+        """(column, row) in [-1, 1] of the gripper's target xy on the tray floor, in the frame."""
+        size = self.config.image_size
+        view, proj = self.camera.matrices(size, size)
+        world_to_clip = np.asarray(proj).reshape(4, 4).T @ np.asarray(view).reshape(4, 4).T
+        clip = world_to_clip @ np.array([*self.target[:2], self.scene.tray_floor_z, 1.0])
+        return np.array([clip[0] / clip[3], -clip[1] / clip[3]])
+
+    def _masks(self) -> np.ndarray:
+        seg = self._seg
+        size = self.config.image_size
+        masks = np.stack([np.isin(seg, self.scene.objects), seg == self.scene.robot])
+        return masks.reshape(AUX_MASKS, size // 4, 4, size // 4, 4).mean(axis=(2, 4))
 
     def _object_map(self, here: np.ndarray) -> np.ndarray:
         poses = self.scene.object_poses()[:, :2]
@@ -250,7 +279,8 @@ class KukaDiverseGraspEnv(_KukaEnvBase):
         self.yaw = 0.0
         s.reset_robot(s.ik(self.target))
         self.steps = 0
-        return self._obs(), {'objects': ids, 'aux_target': self.aux_target()}
+        obs = self._obs()
+        return obs, {'objects': ids, 'aux_target': self.aux_target()}
 
     def step(self, action):
         c = self.config
@@ -272,9 +302,10 @@ class KukaDiverseGraspEnv(_KukaEnvBase):
             reward = 1.0 if lifted else 0.0
         terminated = bool(attempted)
         truncated = bool(not attempted and self.steps >= c.max_steps)
+        obs = self._obs()
         info = {'is_success': reward > 0, 'attempted': bool(attempted),
                 'aux_target': self.aux_target()}
-        return self._obs(), reward, terminated, truncated, info
+        return obs, reward, terminated, truncated, info
 
     def render(self) -> np.ndarray:
         return self.scene.render(self.camera, 256, 256)[0]

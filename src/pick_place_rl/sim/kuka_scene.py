@@ -336,6 +336,16 @@ class KukaScene:
         metres = (f * n / (f - (f - n) * z)).astype(np.float32)
         return rgb, metres
 
+    def render_masks(self, camera: Camera, width: int,
+                     height: int) -> tuple[np.ndarray, np.ndarray]:
+        """RGB (h, w, 3) uint8 (the same pixels as :meth:`render`) and the body id seen at each
+        pixel (h, w) int32, -1 where no body is."""
+        view, proj = camera.matrices(width, height)
+        _, _, rgba, _, seg = self.p.getCameraImage(
+            width, height, view, proj, renderer=pb.ER_TINY_RENDERER)
+        rgb = np.asarray(rgba, np.uint8).reshape(height, width, 4)[..., :3]
+        return rgb, np.asarray(seg, np.int32).reshape(height, width)
+
     def unproject(self, camera: Camera, width: int, height: int, u: np.ndarray,
                   v: np.ndarray, depth: np.ndarray) -> np.ndarray:
         """World points (n, 3) of pixels (u = column, v = row) at view-axis depth (m)."""

@@ -43,7 +43,7 @@ from pick_place_rl.core.dqn import (
 )
 from pick_place_rl.core.dqn_nets import build_net, KIND_CONV, KIND_MLP, KIND_QMAP
 from pick_place_rl.core.seeding import seed_everything
-from pick_place_rl.sim.kuka_grasp_env import AUX_DIM
+from pick_place_rl.sim.kuka_grasp_env import AUX_MASKS
 from pick_place_rl.sim.registry import check_env_id
 from pick_place_rl.train.ddpg_her import time_to_thresholds
 from pick_place_rl.train.progress import TrainLogger
@@ -117,6 +117,9 @@ class DQNConfig:
                                    'positions) from the frame; 0 = off')
     coord_conv: bool = field(False, "classic task: two input channels with each pixel's row "
                                     'and column (CoordConv), for nets that must say where')
+    fovea: bool = field(False, 'classic task: the foveal Q-net (Q-values from a crop around '
+                               'the gripper, which a small net finds in the frame); needs '
+                               'aux_weight > 0, which trains that search')
     tensorboard: bool = field(True, 'write TensorBoard scalars to out_dir/tb')
     progress: bool = field(True, 'show a progress bar')
 
@@ -178,9 +181,11 @@ def net_spec(config: DQNConfig, env: gym.Env) -> dict:
     if kind == KIND_CONV:
         spec = {'image_size': obs_shape[0], 'n_actions': n_actions, 'width': config.width}
         if config.aux_weight > 0.0:
-            spec['aux_dim'] = AUX_DIM
+            spec['aux_dim'], spec['aux_masks'] = env.aux_dim, AUX_MASKS
         if config.coord_conv:
             spec['coords'] = True
+        if config.fovea:
+            spec['fovea'] = True
         return spec
     if kind == KIND_QMAP:
         return {'image_size': obs_shape[1], 'in_channels': obs_shape[0],
@@ -210,6 +215,9 @@ class DQNTrainer:
                              'the classic task (its env reports aux_target)')
         if config.coord_conv and ENV_NETS.get(config.env_id) != KIND_CONV:
             raise ValueError(f'coord_conv is for the classic conv net, not {config.env_id}')
+        if config.fovea and (config.aux_weight <= 0.0 or config.coord_conv):
+            raise ValueError('fovea needs aux_weight > 0 (the auxiliary loss teaches it where '
+                             'the gripper is) and no coord_conv')
         if config.n_step < 1:
             raise ValueError(f'n_step must be >= 1, got {config.n_step}')
         if config.n_envs < 1 or (config.n_envs > 1 and not config.async_env):
