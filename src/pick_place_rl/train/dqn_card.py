@@ -84,7 +84,9 @@ def write_card(run: Path, bench: dict, dest: Path, command: str,
               f"{dest.as_posix()}/qnet.pt --episodes {bench['net']['episodes']}`", '',
               'Files: `qnet.pt` (Q-net weights and shapes), `metrics.json` (training history, '
               'config and the benchmark output), `curve.png` (greedy success on held-out '
-              'objects vs wall clock), `curve_cpu.png` (the same vs CPU time of the trainer).',
+              'objects vs wall clock)' + (', `curve_cpu.png` (the same vs CPU time of the '
+                                          'trainer).' if (dest / 'curve_cpu.png').exists()
+                                          else '.'),
               '', '![training curve](curve.png)', '']
     (dest / 'README.md').write_text('\n'.join(lines))
 
