@@ -38,8 +38,6 @@ from pick_place_rl.sim.kuka_scene import (
 #: (dx, dy, dyaw) per discrete action of the classic task, in units of (xy_step, yaw_step).
 DIVERSE_ACTIONS = ((0, 0, 0), (-1, 0, 0), (1, 0, 0), (0, -1, 0), (0, 1, 0), (0, 0, -1),
                    (0, 0, 1))
-#: Length of :meth:`KukaDiverseGraspEnv.aux_target`.
-AUX_DIM = 6 + 49 + 2 + 2 * 12 * 12
 #: Scale (m) of the auxiliary target's positions: a 6 cm move is 0.6 of a unit.
 AUX_SCALE = 0.1
 #: Cells per side of the auxiliary target's object map around the gripper (one move apart),
@@ -48,6 +46,8 @@ AUX_GRID = 7
 AUX_GRID_SIGMA = 0.03
 #: Channels of the auxiliary target's masks (objects, robot), at a quarter of the frame size.
 AUX_MASKS = 2
+#: Length of :meth:`KukaDiverseGraspEnv.aux_target` for 48x48 frames.
+AUX_DIM = 6 + AUX_GRID ** 2 + 2 + AUX_MASKS * 12 * 12
 #: A pose that swings the arm out of the overhead camera's view.
 PARK_ARM = (1.6, 0.0, -0.011401, -1.589317, 0.005379, 1.137684, -0.006539)
 
@@ -224,10 +224,9 @@ class KukaDiverseGraspEnv(_KukaEnvBase):
         The map is what a grasp after the next moves would find, without the nearest-object
         offset's jumps when two objects are about as near. Then where the gripper's target,
         dropped to the tray floor, appears in the frame: (column, row) in [-1, 1]. Last,
-        ``AUX_MASKS`` masks at a
-        quarter of the frame's size, flattened: the share of each 4x4 block of the last frame
-        that shows an object, then the robot. They are per-pixel labels a conv layer can
-        learn locally, where the positions above need the whole frame.
+        ``AUX_MASKS`` masks at a quarter of the frame's size, flattened: the share of each 4x4
+        block of the last frame that shows an object, then the robot. They are per-pixel
+        labels a conv layer can learn locally, where the positions above need the whole frame.
         """
         c = self.config
         scene = self.scene.config
