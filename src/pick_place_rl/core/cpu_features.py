@@ -33,7 +33,7 @@ def resolve_bf16(requested: bool, who: str) -> bool:
     """``requested`` where the CPU has native bfloat16; else False, with a warning that says
     why (emulated bfloat16 is about 10x slower than float32)."""
     if requested and not native_bf16():
-        warnings.warn(f'{who}: bf16 asked for, but this CPU has no native bfloat16 '
+        warnings.warn(f'{who}: bf16 is on, but this CPU has no native bfloat16 '
                       '(AVX512-BF16, AMX or Arm BF16); training in float32 instead '
                       '(emulated bf16 is about 10x slower)', RuntimeWarning, stacklevel=2)
         return False
