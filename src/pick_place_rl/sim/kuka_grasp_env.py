@@ -202,12 +202,17 @@ class KukaDiverseGraspEnv(_KukaEnvBase):
         """Length of :meth:`aux_target` (its masks scale with the frame)."""
         return 6 + AUX_GRID ** 2 + 2 + AUX_MASKS * (self.config.image_size // 4) ** 2
 
-    def nearest_object_xy(self) -> np.ndarray:
+    def _tray_objects_xy(self) -> tuple[np.ndarray, np.ndarray]:
+        """World xy of the objects still in the tray, and of all objects (one pose query)."""
+        poses = self.scene.object_poses()
+        return poses[self.scene.in_tray_mask(poses), :2], poses[:, :2]
+
+    def nearest_object_xy(self, tray_objects: tuple[np.ndarray, np.ndarray] | None = None
+                          ) -> np.ndarray:
         """World xy of the object nearest the gripper's target among those still in the tray
         (all objects once none is): the object a grasp here is most likely to take."""
-        poses = self.scene.object_poses()[:, :2]
-        inside = self.scene.in_tray()
-        objects = poses[inside] if inside else poses
+        inside, every = tray_objects or self._tray_objects_xy()
+        objects = inside if len(inside) else every
         return objects[int(np.argmin(np.linalg.norm(objects - self.target[:2], axis=1)))]
 
     def aux_target(self) -> np.ndarray:
@@ -233,10 +238,11 @@ class KukaDiverseGraspEnv(_KukaEnvBase):
         centre = (np.array(scene.workspace_low) + np.array(scene.workspace_high)) / 2
         here = self.target[:2]
         height = (self.target[2] - c.grasp_height) / (c.start_height - c.grasp_height)
+        tray_objects = self._tray_objects_xy()
         return np.concatenate([(here - centre) / AUX_SCALE,
-                               (self.nearest_object_xy() - here) / AUX_SCALE,
+                               (self.nearest_object_xy(tray_objects) - here) / AUX_SCALE,
                                [height, self.yaw / (math.pi / 2)],
-                               self._object_map(here).ravel(),
+                               self._object_map(here, tray_objects[0]).ravel(),
                                self.gripper_pixel(),
                                self._masks().ravel()]).astype(np.float32)
 
@@ -254,10 +260,7 @@ class KukaDiverseGraspEnv(_KukaEnvBase):
         masks = np.stack([np.isin(seg, self.scene.objects), seg == self.scene.robot])
         return masks.reshape(AUX_MASKS, size // 4, 4, size // 4, 4).mean(axis=(2, 4))
 
-    def _object_map(self, here: np.ndarray) -> np.ndarray:
-        poses = self.scene.object_poses()[:, :2]
-        inside = self.scene.in_tray()
-        objects = poses[inside] if inside else np.zeros((0, 2))
+    def _object_map(self, here: np.ndarray, objects: np.ndarray) -> np.ndarray:
         half = AUX_GRID // 2
         steps = self.config.xy_step * (np.arange(AUX_GRID) - half)
         cells = here + np.stack(np.meshgrid(steps, steps, indexing='ij'), -1)  # (G, G, 2)

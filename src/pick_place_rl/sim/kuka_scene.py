@@ -316,9 +316,12 @@ class KukaScene:
 
     def in_tray(self) -> list[int]:
         """Objects still resting low in the tray (not lifted, not fallen to the floor)."""
-        poses = self.object_poses()
-        return [k for k in range(len(poses))
-                if self.tray_floor_z - 0.05 < poses[k, 2] < self.tray_floor_z + 0.15]
+        return [int(k) for k in np.flatnonzero(self.in_tray_mask(self.object_poses()))]
+
+    def in_tray_mask(self, poses: np.ndarray) -> np.ndarray:
+        """Which of ``poses`` (from :meth:`object_poses`) rest low in the tray."""
+        z = poses[:, 2]
+        return (self.tray_floor_z - 0.05 < z) & (z < self.tray_floor_z + 0.15)
 
     # ---- camera -------------------------------------------------------------------------
     def render(self, camera: Camera, width: int, height: int,
