@@ -173,6 +173,10 @@ class DQNParams:
     bf16: bool = False
     #: weight of the auxiliary regression loss (nets with ``forward_aux``, batches with ``aux``)
     aux_weight: float = 0.0
+    #: per-target weights inside the auxiliary loss, ``(aux_dim,)`` summing to aux_dim (a
+    #: weighted mean); None = all equal. Lets a few targets that matter (where the objects are)
+    #: count for more than many that are easy (hundreds of mask cells)
+    aux_target_weights: tuple[float, ...] | None = None
 
 
 class DQNAgent:
@@ -184,6 +188,8 @@ class DQNAgent:
         self.target = copy.deepcopy(net).requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=params.lr)
         self.updates = 0
+        self._aux_w = None if params.aux_target_weights is None else \
+            torch.tensor(params.aux_target_weights, dtype=torch.float32)
 
     @torch.no_grad()
     def q_values(self, obs: np.ndarray) -> np.ndarray:
@@ -226,7 +232,10 @@ class DQNAgent:
         loss = F.huber_loss(q, y, delta=p.huber_delta)
         info = {'loss': loss.item(), 'q_mean': q.detach().mean().item()}
         if with_aux:
-            aux_loss = F.huber_loss(aux_pred.float(), batch.aux, delta=p.huber_delta)
+            aux_loss = F.huber_loss(aux_pred.float(), batch.aux, delta=p.huber_delta,
+                                    reduction='none' if self._aux_w is not None else 'mean')
+            if self._aux_w is not None:
+                aux_loss = (aux_loss * self._aux_w).mean()
             info['aux_loss'] = aux_loss.item()
             loss = loss + p.aux_weight * aux_loss
         self.optimizer.zero_grad(set_to_none=True)

@@ -115,6 +115,10 @@ class DQNConfig:
     aux_weight: float = field(0.0, 'classic task: weight of an auxiliary loss that regresses '
                                    "the env's aux_target (gripper and nearest-object "
                                    'positions) from the frame; 0 = off')
+    aux_object_weight: float = field(1.0, 'classic task: weight, against the other auxiliary '
+                                          'targets, of those that say where the objects are '
+                                          '(nearest-object offset, object map); the loss stays '
+                                          'a weighted mean')
     coord_conv: bool = field(False, "classic task: two input channels with each pixel's row "
                                     'and column (CoordConv), for nets that must say where')
     fovea: bool = field(False, 'classic task: the foveal Q-net (Q-values from a crop around '
@@ -213,6 +217,8 @@ class DQNTrainer:
                                        and ENV_NETS.get(config.env_id) != KIND_CONV):
             raise ValueError(f'aux_weight={config.aux_weight}: must be >= 0, and > 0 only on '
                              'the classic task (its env reports aux_target)')
+        if config.aux_object_weight <= 0.0:
+            raise ValueError(f'aux_object_weight must be > 0, got {config.aux_object_weight}')
         if config.coord_conv and ENV_NETS.get(config.env_id) != KIND_CONV:
             raise ValueError(f'coord_conv is for the classic conv net, not {config.env_id}')
         if config.fovea and (config.aux_weight <= 0.0 or config.coord_conv):
@@ -235,7 +241,8 @@ class DQNTrainer:
         params = DQNParams(lr=config.lr, gamma=config.gamma, double=config.double,
                            huber_delta=config.huber_delta, tau=config.tau,
                            bf16=resolve_bf16(config.bf16, 'DQN trainer'),
-                           aux_weight=config.aux_weight)
+                           aux_weight=config.aux_weight,
+                           aux_target_weights=self._aux_target_weights())
         self.agent = DQNAgent(build_net(self.kind, self.spec), params)
         space = self.eval_env.observation_space
         # Float images are stored as float16: half the memory, ample for [0, 1] colours and
@@ -273,6 +280,20 @@ class DQNTrainer:
 
     # checkpoints --------------------------------------------------------------------------
     @property
+    def _aux_target_weights(self) -> tuple[float, ...] | None:
+        """Per-target weights of the auxiliary loss (mean 1), or None when all are equal.
+
+        Why: the 49 object-map cells and the object offset are what a grasp needs, but the 288
+        mask cells, easy to learn locally, dominate an equal-weight mean."""
+        c = self.config
+        if c.aux_weight <= 0.0 or c.aux_object_weight == 1.0:
+            return None
+        weights = np.ones(self.eval_env.aux_dim)
+        parts = self.eval_env.aux_slices()
+        for name in ('object_offset', 'object_map'):
+            weights[parts[name]] = c.aux_object_weight
+        return tuple(float(w) for w in weights * len(weights) / weights.sum())
+
     def checkpoint_path(self) -> Path:
         return self.out / 'checkpoint.pt'
 
