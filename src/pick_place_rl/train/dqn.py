@@ -278,8 +278,6 @@ class DQNTrainer:
         if config.resume:
             self._resume()
 
-    # checkpoints --------------------------------------------------------------------------
-    @property
     def _aux_target_weights(self) -> tuple[float, ...] | None:
         """Per-target weights of the auxiliary loss (mean 1), or None when all are equal.
 
@@ -294,6 +292,8 @@ class DQNTrainer:
             weights[parts[name]] = c.aux_object_weight
         return tuple(float(w) for w in weights * len(weights) / weights.sum())
 
+    # checkpoints --------------------------------------------------------------------------
+    @property
     def checkpoint_path(self) -> Path:
         return self.out / 'checkpoint.pt'
 
