@@ -146,6 +146,38 @@ def test_aux_head_learns_its_targets_and_the_export_serves_q_only(tmp_path):
         frames[0].numpy()), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_aux_target_weights_make_a_weighted_mean_and_the_trainer_favours_the_objects(
+        tmp_path):
+    """Per-target weights scale each target's Huber term; the classic trainer's
+    aux_object_weight raises the object offset and map against the rest, at mean 1."""
+    from pick_place_rl.train.dqn import DQNConfig
+    torch.manual_seed(0)
+    net = ConvQNet(48, 7, 8, aux_dim=2)
+    agent = DQNAgent(net, DQNParams(gamma=0.0, aux_weight=1.0, aux_target_weights=(2.0, 0.0)))
+    frames = torch.randint(0, 256, (4, 48, 48, 3), dtype=torch.uint8)
+    aux = torch.tensor([[0.3, 9.0]]).repeat(4, 1)
+    with torch.no_grad():
+        pred = net.forward_aux(frames)[1]
+    expected = 2.0 * torch.nn.functional.huber_loss(pred[:, 0], aux[:, 0],
+                                                    reduction='none').sum() / 8
+    info = agent.update(DQNBatch(frames, torch.zeros(4, dtype=torch.int64), torch.zeros(4),
+                                 frames, torch.ones(4), aux))
+    assert info['aux_loss'] == pytest.approx(expected.item(), rel=1e-5)
+    trainer = DQNTrainer(DQNConfig(out_dir=str(tmp_path), n_objects=2, aux_weight=1.0,
+                                   aux_object_weight=5.0, progress=False, tensorboard=False))
+    weights = np.array(trainer.agent.params.aux_target_weights)
+    parts = trainer.eval_env.aux_slices()
+    assert weights.shape == (trainer.eval_env.aux_dim,)
+    covered = np.concatenate([np.arange(weights.size)[part] for part in parts.values()])
+    np.testing.assert_array_equal(covered, np.arange(weights.size))  # in order, no gaps
+    assert weights.mean() == pytest.approx(1.0)
+    assert np.all(weights[parts['object_map']] == 5.0 * weights[parts['masks']][0])
+    assert np.all(weights[parts['object_offset']] == weights[parts['object_map']][0])
+    assert np.all(weights[parts['gripper_xy']] == weights[parts['masks']][0])
+    with pytest.raises(ValueError, match='aux_object_weight must be > 0'):
+        DQNTrainer(DQNConfig(out_dir=str(tmp_path), aux_weight=1.0, aux_object_weight=0.0))
+
+
 def test_foveal_net_crops_where_its_point_says_and_learns_the_point(tmp_path):
     """The foveal Q-net's Q-values depend on the crop around its predicted gripper point; the
     auxiliary loss moves that point to the target, and the file serves through GraspPolicy."""
