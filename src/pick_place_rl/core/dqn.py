@@ -173,9 +173,9 @@ class DQNParams:
     bf16: bool = False
     #: weight of the auxiliary regression loss (nets with ``forward_aux``, batches with ``aux``)
     aux_weight: float = 0.0
-    #: per-target weights inside the auxiliary loss, ``(aux_dim,)`` summing to aux_dim (a
-    #: weighted mean); None = all equal. Lets a few targets that matter (where the objects are)
-    #: count for more than many that are easy (hundreds of mask cells)
+    #: per-target weights inside the auxiliary loss, ``(aux_dim,)``; weights of mean 1 keep its
+    #: scale (a weighted mean); None = all equal. Lets a few targets that matter (where the
+    #: objects are) count for more than many that are easy (hundreds of mask cells)
     aux_target_weights: tuple[float, ...] | None = None
 
 
