@@ -233,9 +233,8 @@ class DQNAgent:
         info = {'loss': loss.item(), 'q_mean': q.detach().mean().item()}
         if with_aux:
             aux_loss = F.huber_loss(aux_pred.float(), batch.aux, delta=p.huber_delta,
-                                    reduction='none' if self._aux_w is not None else 'mean')
-            if self._aux_w is not None:
-                aux_loss = (aux_loss * self._aux_w).mean()
+                                    reduction='none')
+            aux_loss = (aux_loss if self._aux_w is None else aux_loss * self._aux_w).mean()
             info['aux_loss'] = aux_loss.item()
             loss = loss + p.aux_weight * aux_loss
         self.optimizer.zero_grad(set_to_none=True)

@@ -200,14 +200,15 @@ class KukaDiverseGraspEnv(_KukaEnvBase):
     @property
     def aux_dim(self) -> int:
         """Length of :meth:`aux_target` (its masks scale with the frame)."""
-        return 6 + AUX_GRID ** 2 + 2 + AUX_MASKS * (self.config.image_size // 4) ** 2
+        return self.aux_slices()['masks'].stop
 
     def aux_slices(self) -> dict[str, slice]:
         """Where each part of :meth:`aux_target` lies in it, by name (for per-part weights)."""
         grid, masks = 6 + AUX_GRID ** 2, 8 + AUX_GRID ** 2
+        end = masks + AUX_MASKS * (self.config.image_size // 4) ** 2
         return {'gripper_xy': slice(0, 2), 'object_offset': slice(2, 4), 'height': slice(4, 5),
                 'yaw': slice(5, 6), 'object_map': slice(6, grid), 'gripper_pixel':
-                slice(grid, masks), 'masks': slice(masks, self.aux_dim)}
+                slice(grid, masks), 'masks': slice(masks, end)}
 
     def _tray_objects_xy(self) -> tuple[np.ndarray, np.ndarray]:
         """World xy of the objects still in the tray, and of all objects (one pose query)."""
